@@ -1,0 +1,3 @@
+DROP TABLE sync_runs;
+DROP TABLE api_tokens;
+DROP TABLE organizations;

@@ -1,0 +1,219 @@
+//! One application error type, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Internal causes are logged here, with the request's span, and never sent to the client.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A problem with one place of a request body, located by a JSON pointer (RFC 6901).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    #[schema(example = "/users/3/email")]
+    pub pointer: String,
+    #[schema(example = "expected a list of objects")]
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> FieldError {
+        FieldError {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:hris-sync:problem:not-found")]
+    pub problem_type: String,
+    #[schema(example = "Not Found")]
+    pub title: String,
+    /// Equal to the HTTP status of the response.
+    #[schema(example = 404)]
+    pub status: u16,
+    #[schema(example = "No sync run 0192f0c1-7e0a-7c3b-9a59-3b4d8f1e2a10 in this organization.")]
+    pub detail: String,
+    /// Present when a request body was invalid: one entry per offending place.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("bad request: {detail}")]
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Vec<&'static str> },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("unprocessable: {detail}")]
+    Unprocessable {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn bad_request(detail: impl Into<String>) -> AppError {
+        AppError::BadRequest {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn unprocessable(detail: impl Into<String>, errors: Vec<FieldError>) -> AppError {
+        AppError::Unprocessable {
+            detail: detail.into(),
+            errors,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { .. } => "bad-request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not-found",
+            AppError::MethodNotAllowed { .. } => "method-not-allowed",
+            AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge(_) => "payload-too-large",
+            AppError::UnsupportedMediaType(_) => "unsupported-media-type",
+            AppError::Unprocessable { .. } => "unprocessable-content",
+            AppError::Unavailable(_) => "service-unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The problem document sent to the client; internal details never appear in it.
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let (detail, errors) = match self {
+            AppError::BadRequest { detail, errors }
+            | AppError::Unprocessable { detail, errors } => (detail.clone(), errors.clone()),
+            AppError::Unauthorized(detail)
+            | AppError::Forbidden(detail)
+            | AppError::NotFound(detail)
+            | AppError::Conflict(detail)
+            | AppError::PayloadTooLarge(detail)
+            | AppError::UnsupportedMediaType(detail)
+            | AppError::Unavailable(detail) => (detail.clone(), Vec::new()),
+            AppError::MethodNotAllowed { allow } => (
+                format!("This path accepts only: {}.", allow.join(", ")),
+                Vec::new(),
+            ),
+            AppError::Internal(_) => (
+                "The server failed to handle this request. It has been logged; try again later."
+                    .to_owned(),
+                Vec::new(),
+            ),
+        };
+        problem(status, self.slug(), detail, errors)
+    }
+}
+
+/// Builds a problem document for `status`.
+pub fn problem(status: StatusCode, slug: &str, detail: String, errors: Vec<FieldError>) -> Problem {
+    Problem {
+        problem_type: format!("urn:hris-sync:problem:{slug}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors,
+    }
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Renders a problem document with its content type.
+pub fn problem_response(problem: &Problem) -> HttpResponse {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
+        .body(serde_json::to_string(problem).unwrap_or_default())
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::Internal(cause) = self {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let mut response = problem_response(&self.problem());
+        if let AppError::Unauthorized(_) = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"hris-sync\""),
+            );
+        }
+        if let AppError::MethodNotAllowed { allow } = self {
+            if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> AppError {
+        match error {
+            diesel::result::Error::NotFound => {
+                AppError::NotFound("The resource does not exist.".into())
+            }
+            other => AppError::Internal(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+impl From<crate::store::PoolError> for AppError {
+    fn from(error: crate::store::PoolError) -> AppError {
+        AppError::Unavailable(format!("The database is unavailable: {error}"))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(error: actix_web::error::BlockingError) -> AppError {
+        AppError::Internal(anyhow::Error::new(error).context("blocking task was cancelled"))
+    }
+}

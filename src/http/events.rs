@@ -1,0 +1,169 @@
+//! The report of a run: its updates and issues, filtered and paginated.
+
+use actix_web::{get, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{EntityKind, EventKind, Severity, UpdateAction};
+use crate::error::{AppError, Problem};
+use crate::http::auth::ReadAccess;
+use crate::http::pagination::{Page, PageParams};
+use crate::http::syncs::find_run;
+use crate::http::AppState;
+use crate::store::events::{self, EventFilter};
+use crate::store::models::EventRow;
+
+/// A line of a run's report: an update applied (or planned, for a dry run) or an issue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Position in the report, in planned order.
+    pub seq: i32,
+    pub kind: EventKind,
+    pub entity: EntityKind,
+    /// For updates.
+    pub action: Option<UpdateAction>,
+    /// For issues: a code of `GET /v1/error-codes`.
+    #[schema(example = "MANAGER_DOES_NOT_EXIST")]
+    pub code: Option<String>,
+    pub severity: Option<Severity>,
+    /// The record field at fault.
+    pub field: Option<String>,
+    pub message: Option<String>,
+    /// Fields changed, old → new.
+    pub changes: Vec<ChangeView>,
+    /// 1-based position of the record in the push.
+    pub row: Option<i32>,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub user_id: Option<String>,
+    pub team: Option<String>,
+    /// Where the remediation steps of the issue are.
+    #[schema(example = "/v1/error-codes/MANAGER_DOES_NOT_EXIST")]
+    pub help: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChangeView {
+    pub field: String,
+    /// The value before (`null` when empty).
+    #[schema(value_type = Object)]
+    pub old: serde_json::Value,
+    /// The value after (`null` when empty).
+    #[schema(value_type = Object)]
+    pub new: serde_json::Value,
+}
+
+impl From<EventRow> for EventView {
+    fn from(row: EventRow) -> EventView {
+        EventView {
+            seq: row.seq,
+            kind: EventKind::from_stored(&row.kind).unwrap_or(EventKind::Issue),
+            entity: EntityKind::from_stored(&row.entity).unwrap_or(EntityKind::User),
+            action: row.action.as_deref().and_then(UpdateAction::from_stored),
+            help: row
+                .code
+                .as_ref()
+                .map(|code| format!("/v1/error-codes/{code}")),
+            code: row.code,
+            severity: row.severity.as_deref().and_then(Severity::from_stored),
+            field: row.field,
+            message: row.message,
+            changes: row
+                .changes
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or_default(),
+            row: row.source_row,
+            external_id: row.external_id,
+            email: row.email,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            user_id: row.user_id,
+            team: row.team,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventListParams {
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub kind: Option<EventKind>,
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub entity: Option<EntityKind>,
+    /// An update action, e.g. USER_CREATED.
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub action: Option<UpdateAction>,
+    /// An issue code, e.g. MANAGER_DOES_NOT_EXIST.
+    #[param(max_length = 100)]
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub code: Option<String>,
+    /// Part of a person's name, e-mail or external id, or of a team name; case and accents
+    /// are ignored.
+    #[param(max_length = 200)]
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub q: Option<String>,
+}
+
+/// Read a run's report
+#[utoipa::path(
+    tag = "syncs",
+    params(("id" = String, Path, description = "The run id."), EventListParams, PageParams),
+    responses(
+        (status = 200, description = "A page of the report, in planned order.", body = Page<EventView>),
+        (status = 400, description = "A filter, limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/syncs/{id}/events")]
+pub async fn list(
+    caller: ReadAccess,
+    id: web::Path<String>,
+    filter: web::Query<EventListParams>,
+    page: web::Query<PageParams>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Page<EventView>>, AppError> {
+    let run_id = id.into_inner();
+    let limit = page.limit()?;
+    if let Some(q) = &filter.q {
+        crate::domain::check_search_text(q).map_err(AppError::bad_request)?;
+    }
+    let after = match page.position(&format!("events.{run_id}"))? {
+        Some(seq) => Some(
+            seq.parse::<i32>()
+                .map_err(|_| AppError::bad_request("cursor is not a cursor of this list."))?,
+        ),
+        None => None,
+    };
+    let filter = EventFilter {
+        kind: filter.kind,
+        entity: filter.entity,
+        action: filter.action,
+        code: filter.code.clone(),
+        query: filter.q.clone().filter(|q| !q.trim().is_empty()),
+    };
+    let pool = state.pool.clone();
+    let cursor_kind = format!("events.{run_id}");
+    let rows = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        let run = find_run(&mut conn, &caller.organization_id, &run_id)?;
+        Ok(events::list(
+            &mut conn,
+            &run.id,
+            &filter,
+            after,
+            Some(limit + 1),
+        )?)
+    })
+    .await??;
+    Ok(web::Json(Page::from_rows(
+        rows,
+        limit,
+        &cursor_kind,
+        |row| row.seq.to_string(),
+        EventView::from,
+    )))
+}

@@ -1,0 +1,115 @@
+//! The HTTP API: one module per resource, plus what every request goes through
+//! (authentication, problem+json errors, request ids and metrics).
+
+pub mod auth;
+pub mod error_codes;
+pub mod events;
+pub mod health;
+pub mod metrics;
+pub mod pagination;
+pub mod syncs;
+pub mod users;
+
+mod fallback;
+mod observe;
+mod params;
+
+use std::sync::Arc;
+
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{web, App, Error};
+use utoipa::OpenApi as _;
+use utoipa_actix_web::{scope, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::openapi::ApiDoc;
+use crate::store::DbPool;
+use crate::sync::worker::WorkerWaker;
+
+pub use fallback::RouteTable;
+pub use metrics::Metrics;
+
+/// What handlers share.
+pub struct AppState {
+    pub pool: DbPool,
+    pub waker: WorkerWaker,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Largest JSON body of the small endpoints (settings, users); pushes have their own limit.
+const SMALL_JSON_LIMIT: usize = 1024 * 1024;
+
+/// The OpenAPI document of every route, as the handlers declare it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = routes(App::new()).split_for_parts();
+    api
+}
+
+/// Registers every documented route.
+fn routes<T>(app: App<T>) -> utoipa_actix_web::UtoipaApp<T>
+where
+    T: ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse,
+        Error = Error,
+        InitError = (),
+    >,
+{
+    app.into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(
+            scope("/v1")
+                .service(syncs::push)
+                .service(syncs::list)
+                .service(syncs::get)
+                .service(events::list)
+                .service(error_codes::list)
+                .service(error_codes::get)
+                .service(users::list)
+                .service(users::invite)
+                .service(users::get)
+                .service(users::update)
+                .service(users::revoke_invitation),
+        )
+}
+
+/// Builds the application of one HTTP worker.
+pub fn app(
+    state: web::Data<AppState>,
+    body_limit: usize,
+    routes_table: web::Data<RouteTable>,
+    spec: utoipa::openapi::OpenApi,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let (app, _) = routes(
+        App::new()
+            .app_data(state)
+            .app_data(routes_table)
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(SMALL_JSON_LIMIT)
+                    .error_handler(fallback::json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(fallback::query_error))
+            .app_data(web::PathConfig::default().error_handler(fallback::path_error)),
+    )
+    .split_for_parts();
+    app.service(web::redirect("/swagger-ui", "/swagger-ui/"))
+        .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec))
+        .default_service(web::to(fallback::not_found_or_not_allowed))
+        .wrap(ErrorHandlers::new().default_handler(fallback::as_problem))
+        .wrap(actix_web::middleware::from_fn(observe::observe))
+}

@@ -1,0 +1,385 @@
+//! Sync runs: push a batch, list runs, read one.
+
+use actix_web::http::header;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{IssueTotals, LogLine, RunCounts, RunStatus, RunSummary, SyncMode};
+use crate::error::{AppError, Problem};
+use crate::http::auth::{ReadAccess, WriteAccess};
+use crate::http::pagination::{Page, PageParams};
+use crate::http::AppState;
+use crate::store::models::RunRow;
+use crate::store::runs::{self, Idempotency, NewRun, RunFilter, Stored};
+use crate::store::timestamp;
+use crate::sync::push::check_json_envelope;
+
+/// A sync run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    #[schema(example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e")]
+    pub id: String,
+    pub status: RunStatus,
+    pub mode: SyncMode,
+    #[schema(example = "bamboohr")]
+    pub source: String,
+    pub dry_run: bool,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Records in the push.
+    pub records: u32,
+    /// What the run did (for a dry run: what it would do). Zero until the run is planned.
+    pub counts: RunCounts,
+    pub issues: IssueTotals,
+    pub progress: Progress,
+    /// Why a run failed, when it was resumed, what it ignored.
+    pub logs: Vec<LogLine>,
+    /// The run this one re-runs, for retries.
+    pub retry_of: Option<String>,
+}
+
+/// Records processed so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Progress {
+    pub processed: u32,
+    pub total: u32,
+}
+
+impl From<RunRow> for RunView {
+    fn from(row: RunRow) -> RunView {
+        let summary: RunSummary = row
+            .summary
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let total = u32::try_from(row.progress_total).unwrap_or(0);
+        RunView {
+            status: RunStatus::from_stored(&row.status).unwrap_or(RunStatus::Failed),
+            mode: SyncMode::from_stored(&row.mode).unwrap_or(SyncMode::Incremental),
+            source: row.source,
+            dry_run: row.dry_run,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            records: total,
+            counts: summary.counts,
+            issues: summary.issues,
+            progress: Progress {
+                processed: u32::try_from(row.progress_processed).unwrap_or(0),
+                total,
+            },
+            logs: serde_json::from_str(&row.logs).unwrap_or_default(),
+            retry_of: row.retry_of,
+            id: row.id,
+        }
+    }
+}
+
+/// The body of a JSON push.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Documents the body; the handler reads it lazily (see check_json_envelope).
+pub struct PushBody {
+    /// The HR tool the data comes from.
+    #[schema(example = "bamboohr", max_length = 100, min_length = 1)]
+    source: Option<String>,
+    /// `full`: users missing from the push are archived. Default `incremental`.
+    mode: Option<SyncMode>,
+    /// Plan and report, apply nothing. Default false.
+    dry_run: Option<bool>,
+    /// The employee records.
+    users: Vec<UserRecord>,
+}
+
+/// One employee record. Every field is checked when the run is processed: a broken field is
+/// an issue of the run, not a failed push.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct UserRecord {
+    #[schema(example = "E1042")]
+    external_id: Option<String>,
+    #[schema(example = "ada.lovelace@example.com")]
+    email: Option<String>,
+    username: Option<String>,
+    #[schema(example = "Ada")]
+    first_name: Option<String>,
+    #[schema(example = "Lovelace")]
+    last_name: Option<String>,
+    /// YYYY-MM-DD
+    #[schema(example = "2024-03-01")]
+    start_date: Option<String>,
+    /// YYYY-MM-DD; a past end date offboards the user.
+    end_date: Option<String>,
+    /// MM/DD/YYYY
+    #[schema(example = "12/10/1985")]
+    date_of_birth: Option<String>,
+    #[schema(example = "F")]
+    gender: Option<String>,
+    /// +<country code> <number>
+    #[schema(example = "+44 2071838750")]
+    phone: Option<String>,
+    #[schema(example = "E1001")]
+    manager_external_id: Option<String>,
+    /// member, admin or guest
+    #[schema(example = "member")]
+    role: Option<String>,
+    /// all_trips, out_of_policy or none
+    approval_process: Option<String>,
+    /// active, terminated or rescinded
+    employment_status: Option<String>,
+    teams: Option<Vec<String>>,
+    custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+const JSON: &str = "application/json";
+
+/// Push a batch of employee records
+///
+/// Stores the push durably and answers 202 with the new run; the run is processed in the
+/// background (poll `GET /v1/syncs/{id}`). With an `Idempotency-Key` header, the same key
+/// and body return the first run (200) for 24 hours.
+#[utoipa::path(
+    tag = "syncs",
+    request_body(content = PushBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the same run."),
+    ),
+    responses(
+        (status = 202, description = "The push is stored and queued.", body = RunView,
+            headers(("Location" = String, description = "The run's URL"))),
+        (status = 200, description = "Replay of an Idempotency-Key: the first run.", body = RunView),
+        (status = 400, description = "Malformed request.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the sync:write scope.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The envelope is not well formed, or the Idempotency-Key was used for another body.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/syncs")]
+pub async fn push(
+    caller: WriteAccess,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let content_type = media_type(&req);
+    if content_type != JSON {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "Push employee records as {JSON}; got {content_type:?}."
+        )));
+    }
+    let idempotency_key = idempotency_key(&req)?;
+    let organization_id = caller.organization_id.clone();
+    let pool = state.pool.clone();
+    let stored = web::block(move || -> Result<Stored, AppError> {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| AppError::unprocessable("The body is not UTF-8 text.", Vec::new()))?;
+        let envelope = check_json_envelope(text).map_err(|errors| {
+            AppError::unprocessable(
+                "The push is not a well-formed sync request; nothing was stored.",
+                errors,
+            )
+        })?;
+        let request_hash = hex::encode(
+            Sha256::new()
+                .chain_update(JSON)
+                .chain_update(b"\n")
+                .chain_update(&body)
+                .finalize(),
+        );
+        let mut conn = pool.get()?;
+        Ok(runs::insert(
+            &mut conn,
+            &NewRun {
+                organization_id: &organization_id,
+                mode: envelope.mode,
+                source: &envelope.source,
+                dry_run: envelope.dry_run,
+                content_type: JSON,
+                body: text,
+                record_count: envelope.record_count,
+                retry_of: None,
+                idempotency: idempotency_key.as_deref().map(|key| Idempotency {
+                    key,
+                    request_hash: &request_hash,
+                }),
+            },
+        )?)
+    })
+    .await??;
+    match stored {
+        Stored::Created(run) => {
+            state.waker.wake();
+            tracing::info!(run_id = %run.id, records = run.progress_total, "push stored");
+            Ok(HttpResponse::Accepted()
+                .insert_header((header::LOCATION, format!("/v1/syncs/{}", run.id)))
+                .json(RunView::from(run)))
+        }
+        Stored::Replayed(run) => Ok(HttpResponse::Ok()
+            .insert_header((header::LOCATION, format!("/v1/syncs/{}", run.id)))
+            .json(RunView::from(run))),
+        Stored::KeyReused => Err(AppError::unprocessable(
+            "This Idempotency-Key was already used with a different request body; use a new key for a new push.",
+            Vec::new(),
+        )),
+    }
+}
+
+/// The media type of the request, lowercased, without parameters.
+fn media_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, AppError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map(str::trim).unwrap_or("");
+    if key.is_empty() || key.len() > 255 {
+        return Err(AppError::bad_request(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Filters of the run list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunListParams {
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub status: Option<RunStatus>,
+    /// Exact source name.
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub source: Option<String>,
+    /// Runs created at or after this time (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC).
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub since: Option<String>,
+    /// Runs created before this time (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC).
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub until: Option<String>,
+}
+
+/// List runs, newest first
+#[utoipa::path(
+    tag = "syncs",
+    params(RunListParams, PageParams),
+    responses(
+        (status = 200, description = "A page of runs.", body = Page<RunView>),
+        (status = 400, description = "A filter, limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/syncs")]
+pub async fn list(
+    caller: ReadAccess,
+    filter: web::Query<RunListParams>,
+    page: web::Query<PageParams>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Page<RunView>>, AppError> {
+    let limit = page.limit()?;
+    let before = page.position("runs")?;
+    let filter = RunFilter {
+        status: filter.status,
+        source: filter.source.clone(),
+        since: filter
+            .since
+            .as_deref()
+            .map(|t| instant("since", t))
+            .transpose()?,
+        until: filter
+            .until
+            .as_deref()
+            .map(|t| instant("until", t))
+            .transpose()?,
+    };
+    let pool = state.pool.clone();
+    let rows = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        Ok(runs::list(
+            &mut conn,
+            &caller.organization_id,
+            &filter,
+            before.as_deref(),
+            limit + 1,
+        )?)
+    })
+    .await??;
+    Ok(web::Json(Page::from_rows(
+        rows,
+        limit,
+        "runs",
+        |row| row.id.clone(),
+        RunView::from,
+    )))
+}
+
+/// A time filter in stored form: RFC 3339 with any offset, or a plain date (its midnight, UTC).
+pub fn instant(name: &str, text: &str) -> Result<String, AppError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(timestamp(at.with_timezone(&Utc)));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if text.len() == 10 {
+            return Ok(timestamp(
+                day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+            ));
+        }
+    }
+    Err(AppError::bad_request(format!(
+        "{name} must be an RFC 3339 time (2026-11-25T09:00:00Z) or a date (2026-11-25), got {text:?}."
+    )))
+}
+
+/// Read a run
+#[utoipa::path(
+    tag = "syncs",
+    params(("id" = String, Path, description = "The run id.")),
+    responses(
+        (status = 200, description = "The run.", body = RunView),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/syncs/{id}")]
+pub async fn get(
+    caller: ReadAccess,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<RunView>, AppError> {
+    let id = id.into_inner();
+    let pool = state.pool.clone();
+    let run = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        find_run(&mut conn, &caller.organization_id, &id)
+    })
+    .await??;
+    Ok(web::Json(RunView::from(run)))
+}
+
+/// The run of the organization, or a 404 that does not tell whether it exists elsewhere.
+pub fn find_run(
+    conn: &mut crate::store::DbConn,
+    organization_id: &str,
+    id: &str,
+) -> Result<RunRow, AppError> {
+    runs::find(conn, organization_id, id)?.ok_or_else(|| {
+        AppError::NotFound(format!("There is no sync run {id:?} in this organization."))
+    })
+}

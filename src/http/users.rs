@@ -1,0 +1,399 @@
+//! The directory: users, their upcoming trips, invitations by hand.
+
+use actix_web::{get, patch, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{check_search_text, search_fold, ApprovalProcess, Email, Role, UserState};
+use crate::error::{AppError, FieldError, Problem};
+use crate::http::auth::{AdminAccess, ReadAccess};
+use crate::http::pagination::{Page, PageParams};
+use crate::http::AppState;
+use crate::store::models::UserRow;
+use crate::store::{new_id, now, users, write_transaction, DbConn};
+
+/// A user of the directory.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub email: String,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub state: UserState,
+    pub role: String,
+    pub approval_process: String,
+    pub employment_status: String,
+    pub manager_id: Option<String>,
+    pub manager_external_id: Option<String>,
+    pub teams: Vec<String>,
+    /// YYYY-MM-DD
+    pub start_date: Option<String>,
+    /// YYYY-MM-DD
+    pub end_date: Option<String>,
+    /// MM/DD/YYYY
+    pub date_of_birth: Option<String>,
+    pub gender: Option<String>,
+    pub phone: Option<String>,
+    #[schema(value_type = Object)]
+    pub custom_fields: serde_json::Value,
+    /// Set by the host application; an offboarding waits while it is above zero.
+    pub upcoming_trips: i32,
+    pub created_at: String,
+    pub updated_at: String,
+    pub archived_at: Option<String>,
+}
+
+impl UserView {
+    fn new(row: UserRow, manager_external_id: Option<String>) -> UserView {
+        UserView {
+            state: UserState::parse(&row.state).unwrap_or(UserState::Active),
+            teams: serde_json::from_str(&row.teams).unwrap_or_default(),
+            custom_fields: serde_json::from_str(&row.custom_fields).unwrap_or_default(),
+            manager_external_id,
+            id: row.id,
+            external_id: row.external_id,
+            email: row.email,
+            username: row.username,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            role: row.role,
+            approval_process: row.approval_process,
+            employment_status: row.employment_status,
+            manager_id: row.manager_id,
+            start_date: row.start_date,
+            end_date: row.end_date,
+            date_of_birth: row.date_of_birth,
+            gender: row.gender,
+            phone: row.phone,
+            upcoming_trips: row.upcoming_trips,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            archived_at: row.archived_at,
+        }
+    }
+}
+
+/// Views of rows, with their managers' external ids looked up in one query.
+fn views(
+    conn: &mut DbConn,
+    organization_id: &str,
+    rows: Vec<UserRow>,
+) -> Result<Vec<UserView>, AppError> {
+    let manager_ids: Vec<String> = rows.iter().filter_map(|r| r.manager_id.clone()).collect();
+    let managers = users::external_ids(conn, organization_id, &manager_ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let manager = row
+                .manager_id
+                .as_ref()
+                .and_then(|id| managers.get(id).cloned().flatten());
+            UserView::new(row, manager)
+        })
+        .collect())
+}
+
+fn view(conn: &mut DbConn, organization_id: &str, row: UserRow) -> Result<UserView, AppError> {
+    views(conn, organization_id, vec![row])?
+        .pop()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a view of one user is empty")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListParams {
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub state: Option<UserState>,
+    /// Part of a name, e-mail or external id; case and accents are ignored.
+    #[param(max_length = 200)]
+    #[serde(default, deserialize_with = "crate::http::params::optional")]
+    pub q: Option<String>,
+}
+
+/// List users
+#[utoipa::path(
+    tag = "users",
+    params(UserListParams, PageParams),
+    responses(
+        (status = 200, description = "A page of users, in creation order.", body = Page<UserView>),
+        (status = 400, description = "A filter, limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/users")]
+pub async fn list(
+    caller: ReadAccess,
+    filter: web::Query<UserListParams>,
+    page: web::Query<PageParams>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Page<UserView>>, AppError> {
+    let limit = page.limit()?;
+    let after = page.position("users")?;
+    if let Some(q) = &filter.q {
+        check_search_text(q).map_err(AppError::bad_request)?;
+    }
+    let filter = users::UserFilter {
+        state: filter.state,
+        query: filter.q.clone().filter(|q| !q.trim().is_empty()),
+    };
+    let pool = state.pool.clone();
+    let page = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        let rows = users::list(
+            &mut conn,
+            &caller.organization_id,
+            &filter,
+            after.as_deref(),
+            limit + 1,
+        )?;
+        let page = Page::from_rows(rows, limit, "users", |row| row.id.clone(), |row| row);
+        let items = views(&mut conn, &caller.organization_id, page.items)?;
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
+    })
+    .await??;
+    Ok(web::Json(page))
+}
+
+/// Read a user
+#[utoipa::path(
+    tag = "users",
+    params(("id" = String, Path, description = "The user id.")),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user in this organization.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/users/{id}")]
+pub async fn get(
+    caller: ReadAccess,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<UserView>, AppError> {
+    let id = id.into_inner();
+    let pool = state.pool.clone();
+    let user = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        let row = find_user(&mut conn, &caller.organization_id, &id)?;
+        view(&mut conn, &caller.organization_id, row)
+    })
+    .await??;
+    Ok(web::Json(user))
+}
+
+fn find_user(conn: &mut DbConn, organization_id: &str, id: &str) -> Result<UserRow, AppError> {
+    users::find(conn, organization_id, id)?
+        .ok_or_else(|| AppError::NotFound(format!("There is no user {id:?} in this organization.")))
+}
+
+/// What the host application may change on a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// Upcoming trips of the user; while above zero, an offboarding waits (`pending_archive`).
+    #[schema(minimum = 0, maximum = 1000000)]
+    pub upcoming_trips: i32,
+}
+
+/// Set a user's upcoming trips
+#[utoipa::path(
+    tag = "users",
+    params(("id" = String, Path, description = "The user id.")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user, changed.", body = UserView),
+        (status = 400, description = "Malformed JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user in this organization.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is not valid.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/users/{id}")]
+pub async fn update(
+    caller: AdminAccess,
+    id: web::Path<String>,
+    body: web::Json<UserPatch>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<UserView>, AppError> {
+    let trips = body.upcoming_trips;
+    if !(0..=1_000_000).contains(&trips) {
+        return Err(AppError::unprocessable(
+            "upcoming_trips must be between 0 and 1000000.",
+            vec![FieldError::new(
+                "/upcoming_trips",
+                "must be between 0 and 1000000",
+            )],
+        ));
+    }
+    let id = id.into_inner();
+    let pool = state.pool.clone();
+    let user = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        let row = write_transaction(&mut conn, |conn| -> Result<UserRow, AppError> {
+            find_user(conn, &caller.organization_id, &id)?;
+            users::set_upcoming_trips(conn, &id, trips)?;
+            find_user(conn, &caller.organization_id, &id)
+        })?;
+        view(&mut conn, &caller.organization_id, row)
+    })
+    .await??;
+    Ok(web::Json(user))
+}
+
+/// A person invited by hand, outside the HR sync.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    #[schema(example = "grace.hopper@example.com")]
+    pub email: String,
+    #[schema(example = "Grace")]
+    pub first_name: String,
+    #[schema(example = "Hopper")]
+    pub last_name: String,
+    /// Default member.
+    pub role: Option<Role>,
+}
+
+/// Invite a person by hand
+///
+/// Creates an `invited` user. A later sync with the same e-mail reports
+/// USER_EXISTS_IN_INVITED_STATE until the invitation is revoked.
+#[utoipa::path(
+    tag = "users",
+    request_body = Invitation,
+    responses(
+        (status = 201, description = "The invited user.", body = UserView),
+        (status = 400, description = "Malformed JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A user already has this e-mail address.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is not valid.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/users/invitations")]
+pub async fn invite(
+    caller: AdminAccess,
+    body: web::Json<Invitation>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let invitation = body.into_inner();
+    let mut errors = Vec::new();
+    let email = Email::parse(&invitation.email)
+        .map_err(|reason| errors.push(FieldError::new("/email", reason)))
+        .ok();
+    let mut name = |pointer: &str, value: &str| {
+        let trimmed = value.trim();
+        if trimmed.is_empty() || crate::domain::check_text(trimmed, 255).is_err() {
+            errors.push(FieldError::new(
+                pointer,
+                "must be 1 to 255 characters, without control characters",
+            ));
+        }
+        trimmed.to_owned()
+    };
+    let first_name = name("/first_name", &invitation.first_name);
+    let last_name = name("/last_name", &invitation.last_name);
+    let (Some(email), true) = (email, errors.is_empty()) else {
+        return Err(AppError::unprocessable(
+            "The invitation is not valid.",
+            errors,
+        ));
+    };
+    let role = invitation.role.unwrap_or(Role::Member);
+    let now = now();
+    let row = UserRow {
+        id: new_id(),
+        organization_id: caller.organization_id.clone(),
+        external_id: None,
+        email_key: email.normalized(),
+        email: email.as_str().to_owned(),
+        username: None,
+        search_key: search_fold(&format!("{first_name} {last_name} {}", email.as_str())),
+        first_name,
+        last_name,
+        state: UserState::Invited.as_str().to_owned(),
+        role: role.as_str().to_owned(),
+        approval_process: ApprovalProcess::default_for(role).as_str().to_owned(),
+        employment_status: "active".to_owned(),
+        manager_id: None,
+        teams: "[]".to_owned(),
+        start_date: None,
+        end_date: None,
+        date_of_birth: None,
+        gender: None,
+        phone: None,
+        custom_fields: "{}".to_owned(),
+        upcoming_trips: 0,
+        created_at: now.clone(),
+        updated_at: now,
+        archived_at: None,
+    };
+    let pool = state.pool.clone();
+    let user = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        write_transaction(&mut conn, |conn| -> Result<(), AppError> {
+            if let Some(owner) = users::find_by_email(conn, &row.organization_id, &row.email_key)? {
+                return Err(AppError::Conflict(format!(
+                    "The user {} ({}) already has the e-mail address {}.",
+                    owner.id, owner.state, row.email
+                )));
+            }
+            users::insert(conn, &row)?;
+            Ok(())
+        })?;
+        Ok(UserView::new(row, None))
+    })
+    .await??;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/users/{}", user.id)))
+        .json(user))
+}
+
+/// Revoke an invitation
+///
+/// Deletes a user who was invited by hand and never became active, so that a sync can
+/// create them from the HR record.
+#[utoipa::path(
+    tag = "users",
+    params(("id" = String, Path, description = "The user id.")),
+    responses(
+        (status = 204, description = "The invitation is revoked and the invited user removed."),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user in this organization.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user is not in the invited state.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/users/{id}/revoke-invitation")]
+pub async fn revoke_invitation(
+    caller: AdminAccess,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let pool = state.pool.clone();
+    web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        write_transaction(&mut conn, |conn| -> Result<(), AppError> {
+            let user = find_user(conn, &caller.organization_id, &id)?;
+            if user.state != UserState::Invited.as_str() {
+                return Err(AppError::Conflict(format!(
+                    "The user {id} is {}, not invited: only an invitation can be revoked.",
+                    user.state
+                )));
+            }
+            users::delete(conn, &id)?;
+            Ok(())
+        })
+    })
+    .await??;
+    Ok(HttpResponse::NoContent().finish())
+}

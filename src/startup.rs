@@ -1,0 +1,134 @@
+//! Builds the service: pool and migrations, the first organization, crash recovery, the run
+//! worker, and the HTTP server bound to its address.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, HttpServer};
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::domain::RunStatus;
+use crate::http::{self, AppState, Metrics, RouteTable};
+use crate::store::{self, organizations, runs, DbPool};
+use crate::sync::worker::Worker;
+
+/// The organization and admin token created on an empty database.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub organization_id: String,
+    pub admin_token: String,
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    worker: Worker,
+    pool: DbPool,
+    pub bootstrap: Option<Bootstrap>,
+}
+
+impl Application {
+    /// Must be called inside an actix/tokio runtime: the server is started (not yet awaited).
+    pub fn build(config: Config) -> anyhow::Result<Application> {
+        let pool = store::connect(&config.database_url, config.pool_size)?;
+        let mut conn = pool.get().context("cannot get a database connection")?;
+        let bootstrap = organizations::bootstrap(&mut conn)
+            .context("cannot create the first organization")?
+            .map(|created| Bootstrap {
+                organization_id: created.organization.id,
+                admin_token: created.admin_token,
+            });
+        for (run_id, status) in
+            runs::recover_interrupted(&mut conn).context("cannot recover interrupted runs")?
+        {
+            match status {
+                RunStatus::Pending => {
+                    tracing::warn!(%run_id, "run interrupted by a stop: queued again")
+                }
+                _ => tracing::error!(%run_id, "run interrupted too many times: failed"),
+            }
+        }
+        drop(conn);
+
+        let worker = Worker::start(
+            pool.clone(),
+            config.worker_poll_interval,
+            config.test_hooks.clone(),
+        )
+        .context("cannot start the run worker")?;
+        let metrics = Arc::new(Metrics::new()?);
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            waker: worker.waker(),
+            metrics,
+        });
+        let spec = http::openapi();
+        let routes = web::Data::new(RouteTable::from_openapi(&spec));
+
+        let listener = TcpListener::bind(&config.bind)
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let body_limit = config.body_limit_bytes;
+        let mut server = HttpServer::new(move || {
+            http::app(state.clone(), body_limit, routes.clone(), spec.clone())
+        })
+        .listen(listener)?
+        .shutdown_timeout(30);
+        if let Some(workers) = config.http_workers {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+
+        if let (Some(bootstrap), true) = (&bootstrap, config.announce_bootstrap_token) {
+            announce(bootstrap, &config.bind, port);
+        }
+        tracing::info!(bind = %config.bind, port, "hris-sync is listening");
+        Ok(Application {
+            server,
+            port,
+            worker,
+            pool,
+            bootstrap,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Serves until SIGTERM/SIGINT (or a handle's stop), then lets the run in progress finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        tracing::info!("HTTP server stopped; waiting for the run in progress");
+        let worker = self.worker;
+        web::block(move || worker.stop()).await?;
+        Ok(())
+    }
+}
+
+fn announce(bootstrap: &Bootstrap, bind: &str, port: u16) {
+    let host = bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+    let host = if host == "0.0.0.0" || host == "[::]" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    let base = format!("http://{host}:{port}");
+    let token = &bootstrap.admin_token;
+    println!(
+        "\nCreated the organization \"default\" ({}).\nIts admin token, shown only this once:\n\n    {token}\n\n\
+Try it:\n    curl -H \"Authorization: Bearer {token}\" {base}/v1/syncs\n\
+Swagger UI: {base}/swagger-ui/ (click Authorize and paste the token)\n",
+        bootstrap.organization_id
+    );
+}

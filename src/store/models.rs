@@ -1,0 +1,126 @@
+//! Rows as stored. Conversions to API views live with the views.
+
+use diesel::prelude::*;
+
+use crate::store::schema::{
+    api_tokens, organizations, sync_events, sync_payloads, sync_runs, teams, users,
+};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = organizations)]
+pub struct OrganizationRow {
+    pub id: String,
+    pub name: String,
+    pub settings: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenRow {
+    pub id: String,
+    pub organization_id: String,
+    pub name: String,
+    pub scope: String,
+    pub token_hash: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sync_runs)]
+pub struct RunRow {
+    pub id: String,
+    pub organization_id: String,
+    pub status: String,
+    pub mode: String,
+    pub source: String,
+    pub dry_run: bool,
+    pub content_type: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub attempts: i32,
+    pub progress_processed: i32,
+    pub progress_total: i32,
+    pub summary: Option<String>,
+    pub logs: String,
+    pub retry_of: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sync_payloads)]
+pub struct PayloadRow {
+    pub run_id: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct UserRow {
+    pub id: String,
+    pub organization_id: String,
+    pub external_id: Option<String>,
+    pub email: String,
+    pub email_key: String,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub state: String,
+    pub role: String,
+    pub approval_process: String,
+    pub employment_status: String,
+    pub manager_id: Option<String>,
+    /// JSON list of team names.
+    pub teams: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub gender: Option<String>,
+    pub phone: Option<String>,
+    /// JSON object.
+    pub custom_fields: String,
+    pub upcoming_trips: i32,
+    /// Lowercased, accent-free names, e-mail and external id, for `q` searches.
+    pub search_key: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub archived_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = teams)]
+pub struct TeamRow {
+    pub id: String,
+    pub organization_id: String,
+    pub name: String,
+    pub name_key: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sync_events)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct EventRow {
+    pub run_id: String,
+    pub seq: i32,
+    pub kind: String,
+    pub entity: String,
+    pub action: Option<String>,
+    pub code: Option<String>,
+    pub severity: Option<String>,
+    pub field: Option<String>,
+    pub message: Option<String>,
+    /// JSON list of `{field, old, new}`.
+    pub changes: Option<String>,
+    pub source_row: Option<i32>,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub user_id: Option<String>,
+    pub team: Option<String>,
+    pub search_key: String,
+}

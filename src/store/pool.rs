@@ -1,0 +1,201 @@
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// A connection to either backend. The derive also defines `MultiBackend` in this module.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+pub type PoolError = r2d2::PoolError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a SQLite writer waits for another writer before giving up. A large run holds the
+/// write lock for a second or two.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `postgres://` and `postgresql://` are PostgreSQL; `sqlite://`, `file:` and bare paths are
+    /// SQLite; any other scheme is refused rather than guessed.
+    pub fn from_url(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite://") || url.starts_with("file:") || !url.contains("://") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(anyhow!(
+                "unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST/DB"
+            ))
+        }
+    }
+}
+
+/// Opens connections of the backend named by the URL, SQLite ones with their pragmas set.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: String,
+    backend: Backend,
+}
+
+impl ConnectionManager {
+    pub fn new(url: &str) -> anyhow::Result<ConnectionManager> {
+        Ok(ConnectionManager {
+            url: url.to_owned(),
+            backend: Backend::from_url(url)?,
+        })
+    }
+
+    fn open(&self) -> Result<DbConn, r2d2::Error> {
+        match self.backend {
+            Backend::Postgres => Ok(DbConn::Postgres(PgConnection::establish(&self.url)?)),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.url)?;
+                // busy_timeout first: the journal-mode switch itself may wait for a lock.
+                conn.batch_execute(&format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"))?;
+                conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+                conn.batch_execute("PRAGMA synchronous = NORMAL;")?;
+                conn.batch_execute("PRAGMA foreign_keys = ON;")?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        self.open()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Builds the pool and migrates the database. Fails fast when the database cannot be reached.
+pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
+    let manager = ConnectionManager::new(url)?;
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .with_context(|| format!("cannot open the database {}", redact(url)))?;
+    let mut conn = pool.get().context("cannot get a database connection")?;
+    migrate(&mut conn)?;
+    Ok(pool)
+}
+
+/// Applies the pending migrations of the connection's backend.
+pub fn migrate(conn: &mut DbConn) -> anyhow::Result<()> {
+    let result = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|error| anyhow!("cannot migrate the database: {error}"))
+}
+
+/// How many migrations the database still lacks (0 when it is ready).
+pub fn pending_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
+    let result = match conn {
+        DbConn::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|m| m.len()),
+        DbConn::Postgres(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|m| m.len()),
+    };
+    result.map_err(|error| anyhow!("cannot read the migration state: {error}"))
+}
+
+/// Runs `work` in a transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`, so
+/// that it waits for the write lock up front instead of failing half-way with "database is
+/// locked" when another writer got in between its reads and its writes.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let DbConn::Sqlite(sqlite) = conn else {
+        return conn.transaction(work);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match work(conn) {
+        Ok(value) => {
+            <DbConn as TransactionManager<DbConn>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The work's error is the one worth reporting; a failed rollback marks the
+            // connection broken and the pool drops it.
+            let _ = <DbConn as TransactionManager<DbConn>>::rollback_transaction(conn);
+            Err(error)
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_comes_from_the_url_scheme() {
+        assert_eq!(
+            Backend::from_url("sqlite://hris-sync.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("/var/lib/hris/db.sqlite").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert!(Backend::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/hris"),
+            "postgres://app:***@db:5432/hris"
+        );
+        assert_eq!(redact("sqlite://hris-sync.db"), "sqlite://hris-sync.db");
+    }
+}

@@ -1,0 +1,339 @@
+//! Sync runs: the queue of pushes, their status, summary and log.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+
+use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
+use crate::store::models::{PayloadRow, RunRow};
+use crate::store::schema::{idempotency_keys, sync_payloads, sync_runs};
+use crate::store::{is_unique_violation, new_id, now, timestamp, write_transaction, DbConn};
+
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_KEY_TTL_HOURS: i64 = 24;
+
+/// A run is given this many attempts (the first and one resumption after a crash).
+pub const MAX_ATTEMPTS: i32 = 2;
+
+/// A push to store.
+pub struct NewRun<'a> {
+    pub organization_id: &'a str,
+    pub mode: SyncMode,
+    pub source: &'a str,
+    pub dry_run: bool,
+    pub content_type: &'a str,
+    pub body: &'a str,
+    pub record_count: usize,
+    pub retry_of: Option<&'a str>,
+    pub idempotency: Option<Idempotency<'a>>,
+}
+
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    /// A hash of what makes two pushes the same: content type, query and body.
+    pub request_hash: &'a str,
+}
+
+/// What storing a push did.
+pub enum Stored {
+    Created(RunRow),
+    /// The Idempotency-Key was used before with the same request: its run.
+    Replayed(RunRow),
+    /// The Idempotency-Key was used before with another request.
+    KeyReused,
+}
+
+/// Stores the run and its payload durably, or finds the run an Idempotency-Key already made.
+pub fn insert(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Stored> {
+    match write_transaction(conn, |conn| insert_in_transaction(conn, new)) {
+        // Another instance stored the same key between our check and our insert (PostgreSQL):
+        // its transaction has committed, so the key now resolves.
+        Err(error) if new.idempotency.is_some() && is_unique_violation(&error) => {
+            write_transaction(conn, |conn| insert_in_transaction(conn, new))
+        }
+        other => other,
+    }
+}
+
+fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Stored> {
+    let created_at = now();
+    if let Some(idempotency) = &new.idempotency {
+        let expired_before = timestamp(Utc::now() - Duration::hours(IDEMPOTENCY_KEY_TTL_HOURS));
+        let existing: Option<(String, String, String)> = idempotency_keys::table
+            .filter(idempotency_keys::organization_id.eq(new.organization_id))
+            .filter(idempotency_keys::idempotency_key.eq(idempotency.key))
+            .select((
+                idempotency_keys::request_hash,
+                idempotency_keys::run_id,
+                idempotency_keys::created_at,
+            ))
+            .first(conn)
+            .optional()?;
+        if let Some((request_hash, run_id, key_created_at)) = existing {
+            if key_created_at >= expired_before {
+                if request_hash != idempotency.request_hash {
+                    return Ok(Stored::KeyReused);
+                }
+                let run = sync_runs::table
+                    .find(&run_id)
+                    .select(RunRow::as_select())
+                    .first(conn)?;
+                return Ok(Stored::Replayed(run));
+            }
+            diesel::delete(
+                idempotency_keys::table
+                    .filter(idempotency_keys::organization_id.eq(new.organization_id))
+                    .filter(idempotency_keys::idempotency_key.eq(idempotency.key)),
+            )
+            .execute(conn)?;
+        }
+    }
+
+    let run = RunRow {
+        id: new_id(),
+        organization_id: new.organization_id.to_owned(),
+        status: RunStatus::Pending.as_str().to_owned(),
+        mode: new.mode.as_str().to_owned(),
+        source: new.source.to_owned(),
+        dry_run: new.dry_run,
+        content_type: new.content_type.to_owned(),
+        created_at: created_at.clone(),
+        started_at: None,
+        finished_at: None,
+        attempts: 0,
+        progress_processed: 0,
+        progress_total: i32::try_from(new.record_count).unwrap_or(i32::MAX),
+        summary: None,
+        logs: "[]".to_owned(),
+        retry_of: new.retry_of.map(str::to_owned),
+    };
+    diesel::insert_into(sync_runs::table)
+        .values(&run)
+        .execute(conn)?;
+    diesel::insert_into(sync_payloads::table)
+        .values(&PayloadRow {
+            run_id: run.id.clone(),
+            body: new.body.to_owned(),
+        })
+        .execute(conn)?;
+    if let Some(idempotency) = &new.idempotency {
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::organization_id.eq(new.organization_id),
+                idempotency_keys::idempotency_key.eq(idempotency.key),
+                idempotency_keys::request_hash.eq(idempotency.request_hash),
+                idempotency_keys::run_id.eq(&run.id),
+                idempotency_keys::created_at.eq(&created_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(Stored::Created(run))
+}
+
+/// The run, if it belongs to the organization.
+pub fn find(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<Option<RunRow>> {
+    sync_runs::table
+        .find(id)
+        .filter(sync_runs::organization_id.eq(organization_id))
+        .select(RunRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<RunRow> {
+    sync_runs::table
+        .find(id)
+        .select(RunRow::as_select())
+        .first(conn)
+}
+
+/// Filters of `GET /v1/syncs`. Times are stored-form timestamps.
+#[derive(Debug, Default, Clone)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub source: Option<String>,
+    /// Created at or after.
+    pub since: Option<String>,
+    /// Created before.
+    pub until: Option<String>,
+}
+
+/// Newest first; `before_id` is the keyset cursor (the last id of the previous page).
+pub fn list(
+    conn: &mut DbConn,
+    organization_id: &str,
+    filter: &RunFilter,
+    before_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<RunRow>> {
+    let mut query = sync_runs::table
+        .filter(sync_runs::organization_id.eq(organization_id))
+        .select(RunRow::as_select())
+        .order(sync_runs::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(sync_runs::status.eq(status.as_str()));
+    }
+    if let Some(source) = &filter.source {
+        query = query.filter(sync_runs::source.eq(source.clone()));
+    }
+    if let Some(since) = &filter.since {
+        query = query.filter(sync_runs::created_at.ge(since.clone()));
+    }
+    if let Some(until) = &filter.until {
+        query = query.filter(sync_runs::created_at.lt(until.clone()));
+    }
+    if let Some(before_id) = before_id {
+        query = query.filter(sync_runs::id.lt(before_id.to_owned()));
+    }
+    query.load(conn)
+}
+
+pub fn payload(conn: &mut DbConn, run_id: &str) -> QueryResult<String> {
+    sync_payloads::table
+        .find(run_id)
+        .select(sync_payloads::body)
+        .first(conn)
+}
+
+/// Takes the oldest pending run of an organization that has no run in progress, and marks it
+/// `running`. Runs of one organization are thus processed one at a time, in arrival order.
+pub fn claim_next(conn: &mut DbConn) -> QueryResult<Option<RunRow>> {
+    write_transaction(conn, |conn| {
+        let busy_organizations: Vec<String> = sync_runs::table
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .select(sync_runs::organization_id)
+            .load(conn)?;
+        let next: Option<String> = sync_runs::table
+            .filter(sync_runs::status.eq(RunStatus::Pending.as_str()))
+            .filter(sync_runs::organization_id.ne_all(busy_organizations))
+            .order(sync_runs::id)
+            .select(sync_runs::id)
+            .first(conn)
+            .optional()?;
+        let Some(id) = next else {
+            return Ok(None);
+        };
+        let claimed = diesel::update(
+            sync_runs::table
+                .find(&id)
+                .filter(sync_runs::status.eq(RunStatus::Pending.as_str())),
+        )
+        .set((
+            sync_runs::status.eq(RunStatus::Running.as_str()),
+            sync_runs::started_at.eq(now()),
+            sync_runs::attempts.eq(sync_runs::attempts + 1),
+        ))
+        .execute(conn)?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        sync_runs::table
+            .find(&id)
+            .select(RunRow::as_select())
+            .first(conn)
+            .map(Some)
+    })
+}
+
+pub fn set_progress(
+    conn: &mut DbConn,
+    run_id: &str,
+    processed: usize,
+    total: usize,
+) -> QueryResult<()> {
+    diesel::update(sync_runs::table.find(run_id))
+        .set((
+            sync_runs::progress_processed.eq(i32::try_from(processed).unwrap_or(i32::MAX)),
+            sync_runs::progress_total.eq(i32::try_from(total).unwrap_or(i32::MAX)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Ends a run: its final status, what it found, and lines for its log.
+pub fn finish(
+    conn: &mut DbConn,
+    run_id: &str,
+    status: RunStatus,
+    summary: Option<&RunSummary>,
+    log: &[LogLine],
+) -> QueryResult<()> {
+    let logs = with_log_lines(conn, run_id, log)?;
+    let summary = summary.map(|s| serde_json::to_string(s).unwrap_or_default());
+    let total: i32 = sync_runs::table
+        .find(run_id)
+        .select(sync_runs::progress_total)
+        .first(conn)?;
+    diesel::update(sync_runs::table.find(run_id))
+        .set((
+            sync_runs::status.eq(status.as_str()),
+            sync_runs::summary.eq(summary),
+            sync_runs::logs.eq(logs),
+            sync_runs::finished_at.eq(now()),
+            sync_runs::progress_processed.eq(total),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Puts runs that a crash left `running` back in the queue, or fails those that already had
+/// their attempts. Nothing of them was applied: a run applies in one transaction.
+pub fn recover_interrupted(conn: &mut DbConn) -> QueryResult<Vec<(String, RunStatus)>> {
+    write_transaction(conn, |conn| {
+        let interrupted: Vec<(String, i32)> = sync_runs::table
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .select((sync_runs::id, sync_runs::attempts))
+            .load(conn)?;
+        let mut recovered = Vec::with_capacity(interrupted.len());
+        for (id, attempts) in interrupted {
+            let (status, line) = if attempts >= MAX_ATTEMPTS {
+                (
+                    RunStatus::Failed,
+                    log_line(
+                        LogLevel::Error,
+                        format!("The run was interrupted {attempts} times (the service stopped while processing it) and was given up. Nothing of it was applied; retry it with POST /v1/syncs/{id}/retry."),
+                    ),
+                )
+            } else {
+                (
+                    RunStatus::Pending,
+                    log_line(
+                        LogLevel::Warning,
+                        "The service stopped while processing this run; nothing of it was applied, and it was queued again.".to_owned(),
+                    ),
+                )
+            };
+            let logs = with_log_lines(conn, &id, std::slice::from_ref(&line))?;
+            let finished_at = status.is_final().then(now);
+            diesel::update(sync_runs::table.find(&id))
+                .set((
+                    sync_runs::status.eq(status.as_str()),
+                    sync_runs::logs.eq(logs),
+                    sync_runs::finished_at.eq(finished_at),
+                    sync_runs::progress_processed.eq(0),
+                ))
+                .execute(conn)?;
+            recovered.push((id, status));
+        }
+        Ok(recovered)
+    })
+}
+
+pub fn log_line(level: LogLevel, message: String) -> LogLine {
+    LogLine {
+        at: now(),
+        level,
+        message,
+    }
+}
+
+fn with_log_lines(conn: &mut DbConn, run_id: &str, lines: &[LogLine]) -> QueryResult<String> {
+    let stored: String = sync_runs::table
+        .find(run_id)
+        .select(sync_runs::logs)
+        .first(conn)?;
+    let mut logs: Vec<LogLine> = serde_json::from_str(&stored).unwrap_or_default();
+    logs.extend_from_slice(lines);
+    Ok(serde_json::to_string(&logs).unwrap_or_else(|_| "[]".to_owned()))
+}

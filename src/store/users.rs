@@ -1,0 +1,176 @@
+//! The directory: users of an organization.
+
+use diesel::prelude::*;
+
+use crate::domain::{search_fold, UserState};
+use crate::store::models::UserRow;
+use crate::store::schema::users;
+use crate::store::{now, DbConn};
+
+/// Rows per multi-row INSERT on PostgreSQL (25 columns: well under its 65,535 parameters).
+const POSTGRES_INSERT_CHUNK: usize = 1_000;
+
+/// Every user of the organization, in id order.
+pub fn load_all(conn: &mut DbConn, organization_id: &str) -> QueryResult<Vec<UserRow>> {
+    users::table
+        .filter(users::organization_id.eq(organization_id))
+        .select(UserRow::as_select())
+        .load(conn)
+}
+
+/// Inserts users in the given order (managers before the people they manage).
+/// SQLite: one cached prepared statement per row, which inside a transaction is as fast as a
+/// multi-row insert. PostgreSQL: multi-row inserts, since every statement is a round trip.
+pub fn insert_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(users::table).values(row).execute(c)?;
+            }
+        }
+        DbConn::Postgres(c) => {
+            for chunk in rows.chunks(POSTGRES_INSERT_CHUNK) {
+                diesel::insert_into(users::table).values(chunk).execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes every column of each row but its id and organization.
+pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
+    for row in rows {
+        diesel::update(users::table.find(&row.id))
+            .set((
+                users::external_id.eq(&row.external_id),
+                users::email.eq(&row.email),
+                users::email_key.eq(&row.email_key),
+                users::username.eq(&row.username),
+                users::first_name.eq(&row.first_name),
+                users::last_name.eq(&row.last_name),
+                users::state.eq(&row.state),
+                users::role.eq(&row.role),
+                users::approval_process.eq(&row.approval_process),
+                users::employment_status.eq(&row.employment_status),
+                users::manager_id.eq(&row.manager_id),
+                users::teams.eq(&row.teams),
+                users::start_date.eq(&row.start_date),
+                users::end_date.eq(&row.end_date),
+                users::date_of_birth.eq(&row.date_of_birth),
+                users::gender.eq(&row.gender),
+                users::phone.eq(&row.phone),
+                users::custom_fields.eq(&row.custom_fields),
+                users::search_key.eq(&row.search_key),
+                users::updated_at.eq(&row.updated_at),
+                users::archived_at.eq(&row.archived_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Filters of `GET /v1/users`.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    pub state: Option<UserState>,
+    /// Matched, folded, against names, e-mail and external id.
+    pub query: Option<String>,
+}
+
+/// Users in id order after `after_id`.
+pub fn list(
+    conn: &mut DbConn,
+    organization_id: &str,
+    filter: &UserFilter,
+    after_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    let mut query = users::table
+        .filter(users::organization_id.eq(organization_id))
+        .select(UserRow::as_select())
+        .order(users::id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(state) = filter.state {
+        query = query.filter(users::state.eq(state.as_str()));
+    }
+    if let Some(text) = &filter.query {
+        query = query.filter(users::search_key.like(like_pattern(text)).escape('\\'));
+    }
+    if let Some(after_id) = after_id {
+        query = query.filter(users::id.gt(after_id.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// `%folded%` with LIKE's wildcards escaped.
+pub fn like_pattern(text: &str) -> String {
+    let folded = search_fold(text);
+    let escaped = folded
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+pub fn find(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .filter(users::organization_id.eq(organization_id))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_email(
+    conn: &mut DbConn,
+    organization_id: &str,
+    email_key: &str,
+) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::organization_id.eq(organization_id))
+        .filter(users::email_key.eq(email_key))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn set_upcoming_trips(conn: &mut DbConn, id: &str, upcoming_trips: i32) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::upcoming_trips.eq(upcoming_trips),
+            users::updated_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn insert(conn: &mut DbConn, row: &UserRow) -> QueryResult<()> {
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    diesel::delete(users::table.find(id))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// External ids of the given users (for showing managers), by user id.
+pub fn external_ids(
+    conn: &mut DbConn,
+    organization_id: &str,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, Option<String>>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let pairs: Vec<(String, Option<String>)> = users::table
+        .filter(users::organization_id.eq(organization_id))
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::external_id))
+        .load(conn)?;
+    Ok(pairs.into_iter().collect())
+}

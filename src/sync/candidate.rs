@@ -1,0 +1,127 @@
+//! A record on its way through a run: what it says, what is wrong with it, and whether it can
+//! still be applied.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::catalogue::IssueCode;
+use crate::domain::{
+    ApprovalProcess, DateOfBirth, Email, EmploymentStatus, Gender, IsoDate, Phone, Role, Severity,
+    Username,
+};
+
+/// Something wrong with a record (or one of its teams), for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub code: IssueCode,
+    /// The record field at fault (`email`, `custom_fields.cost_center`…), when there is one.
+    pub field: Option<String>,
+    /// A sentence naming the offending value.
+    pub message: String,
+    /// The team at fault, for team issues.
+    pub team: Option<String>,
+}
+
+impl Issue {
+    pub fn new(code: IssueCode, field: &str, message: impl Into<String>) -> Issue {
+        Issue {
+            code,
+            field: Some(field.to_owned()),
+            message: message.into(),
+            team: None,
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+}
+
+/// What an optional field asks for: leave the directory's value, clear it, or set it.
+/// A field absent from the record is `Keep`; an explicit `null` (or empty text) is `Clear`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+/// A record whose fields all passed their rules. Text is trimmed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub external_id: String,
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+    pub username: Patch<Username>,
+    pub start_date: Patch<IsoDate>,
+    pub end_date: Patch<IsoDate>,
+    pub date_of_birth: Patch<DateOfBirth>,
+    pub gender: Patch<Gender>,
+    pub phone: Patch<Phone>,
+    pub manager_external_id: Patch<String>,
+    pub role: Option<Role>,
+    pub approval_process: Option<ApprovalProcess>,
+    pub employment_status: EmploymentStatus,
+    /// The complete list of the person's teams, when the record says it.
+    pub teams: Option<Vec<String>>,
+    /// Custom fields to set (`Some`) or clear (`None`); keys the record does not name are kept.
+    pub custom_fields: BTreeMap<String, Option<Value>>,
+}
+
+/// The values of a record as the HR tool sent them, to name the person in the report even
+/// when the values are invalid.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shown {
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// One record of a push between validation and planning.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// 1-based position in the push (the line for CSV uploads).
+    pub row: u32,
+    pub shown: Shown,
+    /// The external id when it is valid, even if other fields are not.
+    pub external_id: Option<String>,
+    /// The lowercased e-mail address when it is valid, even if other fields are not.
+    pub email_key: Option<String>,
+    /// The record while nothing prevents applying it.
+    pub record: Option<Record>,
+    pub issues: Vec<Issue>,
+}
+
+impl Candidate {
+    /// Adds an issue; an error means the record will not be applied.
+    pub fn report(&mut self, issue: Issue) {
+        if issue.severity() == Severity::Error {
+            self.record = None;
+        }
+        self.issues.push(issue);
+    }
+
+    pub fn is_skipped(&self) -> bool {
+        self.record.is_none()
+    }
+
+    /// The first error of a skipped record: what a dependent record's message points at.
+    pub fn first_error(&self) -> Option<&Issue> {
+        self.issues
+            .iter()
+            .find(|issue| issue.severity() == Severity::Error)
+    }
+}
+
+impl Record {
+    /// True when the record offboards the person (or never onboards them): terminated,
+    /// rescinded, or past their end date. Such a record needs no approver.
+    pub fn is_leaving(&self, today: chrono::NaiveDate) -> bool {
+        self.employment_status != EmploymentStatus::Active
+            || matches!(&self.end_date, Patch::Set(end) if end.date() < today)
+    }
+}

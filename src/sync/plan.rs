@@ -1,0 +1,749 @@
+//! The planner: diffs the applicable records against the directory and says what changes.
+//!
+//! It streams what it decides into a [`Sink`] (the database inside the run's transaction, or a
+//! vector in tests) instead of building the whole plan in memory: a run of 100,000 people
+//! produces hundreds of thousands of report lines.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::catalogue::IssueCode;
+use crate::domain::{
+    search_fold, ApprovalProcess, EntityKind, IssueTotals, Role, RunCounts, Severity, SyncMode,
+    UpdateAction, UserState,
+};
+use crate::store::models::{TeamRow, UserRow};
+use crate::store::new_id;
+use crate::sync::candidate::{Candidate, Issue, Patch, Record, Shown};
+use crate::sync::directory::{state_of, Directory};
+
+/// One field's change, `old` → `new` (`null` when empty).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub field: &'static str,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// A line of the report before it is numbered and stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub entity: EntityKind,
+    /// Set for updates.
+    pub action: Option<UpdateAction>,
+    /// Set for issues.
+    pub issue: Option<Issue>,
+    pub changes: Vec<Change>,
+    pub row: Option<u32>,
+    pub who: Shown,
+    pub user_id: Option<String>,
+    pub team: Option<String>,
+}
+
+/// Where the planner's decisions go.
+pub trait Sink {
+    type Error;
+    fn create_team(&mut self, team: TeamRow) -> Result<(), Self::Error>;
+    fn create_user(&mut self, user: UserRow) -> Result<(), Self::Error>;
+    fn update_user(&mut self, user: UserRow) -> Result<(), Self::Error>;
+    fn event(&mut self, event: Event) -> Result<(), Self::Error>;
+}
+
+/// What the planner needs besides the records.
+pub struct PlanContext<'a> {
+    pub organization_id: &'a str,
+    pub mode: SyncMode,
+    pub today: NaiveDate,
+    /// The run's timestamp, stored form.
+    pub now: &'a str,
+    pub directory: &'a Directory,
+}
+
+/// The totals of a planned run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub counts: RunCounts,
+    pub issues: IssueTotals,
+}
+
+/// Plans every candidate: first the issues of skipped records (in row order), then the
+/// applicable records in `order` (managers first), then, in full mode, the archiving of users
+/// missing from the push.
+pub fn plan<S: Sink>(
+    candidates: &[Candidate],
+    order: &[usize],
+    context: &PlanContext<'_>,
+    sink: &mut S,
+) -> Result<Totals, S::Error> {
+    let mut planner = Planner::new(context, sink);
+    for candidate in candidates.iter().filter(|c| c.is_skipped()) {
+        planner.skipped(candidate)?;
+    }
+    for &index in order {
+        let candidate = &candidates[index];
+        if let Some(record) = &candidate.record {
+            planner.apply(candidate, record)?;
+        }
+    }
+    if context.mode == SyncMode::Full {
+        planner.archive_missing(candidates)?;
+    }
+    Ok(planner.finish())
+}
+
+struct Planner<'a, 'c, S: Sink> {
+    context: &'a PlanContext<'c>,
+    sink: &'a mut S,
+    /// Ids of the users this run creates, by external id (managers are planned first).
+    created_ids: HashMap<String, String>,
+    /// Team names by lowercased name: the directory's and those this run creates.
+    team_names: HashMap<String, String>,
+    totals: Totals,
+    /// Rows (or directory users) and teams that have at least one issue.
+    users_with_issues: HashSet<String>,
+    teams_with_issues: HashSet<String>,
+}
+
+impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
+    fn new(context: &'a PlanContext<'c>, sink: &'a mut S) -> Self {
+        let team_names = context
+            .directory
+            .teams
+            .iter()
+            .map(|(key, team)| (key.clone(), team.name.clone()))
+            .collect();
+        Planner {
+            context,
+            sink,
+            created_ids: HashMap::new(),
+            team_names,
+            totals: Totals::default(),
+            users_with_issues: HashSet::new(),
+            teams_with_issues: HashSet::new(),
+        }
+    }
+
+    fn finish(mut self) -> Totals {
+        self.totals.issues.users_affected = count(self.users_with_issues.len());
+        self.totals.issues.teams_affected = count(self.teams_with_issues.len());
+        self.totals
+    }
+
+    fn skipped(&mut self, candidate: &Candidate) -> Result<(), S::Error> {
+        self.totals.counts.skipped += 1;
+        let duplicate = candidate.issues.iter().any(|issue| {
+            matches!(
+                issue.code,
+                IssueCode::DUPLICATE_EXTERNAL_ID | IssueCode::USER_DUPLICATE_EMAIL
+            )
+        });
+        if duplicate {
+            self.totals.counts.duplicates += 1;
+        }
+        self.issues(candidate, None)
+    }
+
+    /// Reports every issue of a record.
+    fn issues(&mut self, candidate: &Candidate, user_id: Option<&str>) -> Result<(), S::Error> {
+        for issue in &candidate.issues {
+            self.issue(
+                issue.clone(),
+                Some(candidate.row),
+                &candidate.shown,
+                user_id,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn issue(
+        &mut self,
+        issue: Issue,
+        row: Option<u32>,
+        who: &Shown,
+        user_id: Option<&str>,
+    ) -> Result<(), S::Error> {
+        let issues = &mut self.totals.issues;
+        issues.total += 1;
+        match issue.severity() {
+            Severity::Error => issues.errors += 1,
+            Severity::Warning => issues.warnings += 1,
+            Severity::Info => issues.infos += 1,
+        }
+        let subject = match (row, user_id) {
+            (Some(row), _) => format!("row {row}"),
+            (None, Some(id)) => id.to_owned(),
+            (None, None) => String::new(),
+        };
+        self.users_with_issues.insert(subject);
+        if let Some(team) = &issue.team {
+            self.teams_with_issues.insert(team.to_lowercase());
+        }
+        let team = issue.team.clone();
+        self.sink.event(Event {
+            entity: if team.is_some() {
+                EntityKind::Team
+            } else {
+                EntityKind::User
+            },
+            action: None,
+            issue: Some(issue),
+            changes: Vec::new(),
+            row,
+            who: who.clone(),
+            user_id: user_id.map(str::to_owned),
+            team,
+        })
+    }
+
+    fn update(
+        &mut self,
+        action: UpdateAction,
+        changes: Vec<Change>,
+        candidate: &Candidate,
+        user_id: &str,
+    ) -> Result<(), S::Error> {
+        self.sink.event(Event {
+            entity: EntityKind::User,
+            action: Some(action),
+            issue: None,
+            changes,
+            row: Some(candidate.row),
+            who: candidate.shown.clone(),
+            user_id: Some(user_id.to_owned()),
+            team: None,
+        })
+    }
+
+    fn apply(&mut self, candidate: &Candidate, record: &Record) -> Result<(), S::Error> {
+        let directory = self.context.directory;
+        let leaving = record.is_leaving(self.context.today);
+        let Some(existing) = directory.by_external_id(&record.external_id) else {
+            if leaving {
+                self.totals.counts.ignored += 1;
+                let code = match record.employment_status {
+                    crate::domain::EmploymentStatus::Rescinded => {
+                        IssueCode::RESCINDED_HIRE_NOT_CREATED
+                    }
+                    _ => IssueCode::TERMINATED_USER_NOT_CREATED,
+                };
+                let message = match code {
+                    IssueCode::RESCINDED_HIRE_NOT_CREATED => {
+                        "The hire was rescinded: no user was created."
+                    }
+                    _ => "The person has left the company and has no user: none was created.",
+                };
+                self.issue(
+                    Issue::new(code, "employment_status", message),
+                    Some(candidate.row),
+                    &candidate.shown,
+                    None,
+                )?;
+                return self.issues(candidate, None);
+            }
+            return self.create(candidate, record);
+        };
+
+        let mut changes = Vec::new();
+        let mut user = self.updated_user(existing, record, &mut changes)?;
+        let (manager_change, teams_change) = split_relationship_changes(&mut changes);
+        let before = state_of(existing);
+        let mut trips_warning = None;
+        let after = match (leaving, before) {
+            (true, UserState::Archived) => UserState::Archived,
+            (true, _) if existing.upcoming_trips > 0 => {
+                trips_warning = Some(upcoming_trips_issue(existing.upcoming_trips));
+                UserState::PendingArchive
+            }
+            (true, _) => UserState::Archived,
+            (false, _) => UserState::Active,
+        };
+        if after != before {
+            changes.push(Change {
+                field: "state",
+                old: before.as_str().into(),
+                new: after.as_str().into(),
+            });
+            user.state = after.as_str().to_owned();
+            user.archived_at = (after == UserState::Archived).then(|| self.context.now.to_owned());
+        }
+        let action = match (before, after) {
+            (_, UserState::Archived) if before != UserState::Archived => UpdateAction::UserArchived,
+            (UserState::Archived, UserState::Active) => UpdateAction::UserReactivated,
+            _ => UpdateAction::UserUpdated,
+        };
+        let changed = !changes.is_empty() || manager_change.is_some() || teams_change.is_some();
+        if changed {
+            user.updated_at = self.context.now.to_owned();
+            match action {
+                UpdateAction::UserArchived => self.totals.counts.archived += 1,
+                UpdateAction::UserReactivated => self.totals.counts.reactivated += 1,
+                _ => self.totals.counts.updated += 1,
+            }
+            let user_id = user.id.clone();
+            self.sink.update_user(user)?;
+            if !changes.is_empty() {
+                self.update(action, changes, candidate, &user_id)?;
+            }
+            if let Some(change) = manager_change {
+                self.update(
+                    UpdateAction::ManagerAssigned,
+                    vec![change],
+                    candidate,
+                    &user_id,
+                )?;
+            }
+            if let Some(change) = teams_change {
+                self.update(
+                    UpdateAction::TeamAssigned,
+                    vec![change],
+                    candidate,
+                    &user_id,
+                )?;
+            }
+        } else {
+            self.totals.counts.unchanged += 1;
+        }
+        let mut issues = candidate.issues.clone();
+        issues.extend(trips_warning);
+        if issues.iter().any(|i| i.severity() == Severity::Warning) {
+            self.totals.counts.warnings += 1;
+        }
+        for issue in issues {
+            self.issue(
+                issue,
+                Some(candidate.row),
+                &candidate.shown,
+                Some(&existing.id),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, candidate: &Candidate, record: &Record) -> Result<(), S::Error> {
+        let context = self.context;
+        let role = record.role.unwrap_or(Role::Member);
+        let id = new_id();
+        let blank = UserRow {
+            id: id.clone(),
+            organization_id: context.organization_id.to_owned(),
+            external_id: Some(record.external_id.clone()),
+            email: String::new(),
+            email_key: String::new(),
+            username: None,
+            first_name: String::new(),
+            last_name: String::new(),
+            state: UserState::Active.as_str().to_owned(),
+            role: role.as_str().to_owned(),
+            approval_process: record
+                .approval_process
+                .unwrap_or(ApprovalProcess::default_for(role))
+                .as_str()
+                .to_owned(),
+            employment_status: String::new(),
+            manager_id: None,
+            teams: "[]".to_owned(),
+            start_date: None,
+            end_date: None,
+            date_of_birth: None,
+            gender: None,
+            phone: None,
+            custom_fields: "{}".to_owned(),
+            upcoming_trips: 0,
+            search_key: String::new(),
+            created_at: context.now.to_owned(),
+            updated_at: context.now.to_owned(),
+            archived_at: None,
+        };
+        let mut changes = Vec::new();
+        let user = self.updated_user(&blank, record, &mut changes)?;
+        let (manager_change, teams_change) = split_relationship_changes(&mut changes);
+        // A new user's report shows the values it was created with, plus role and approval.
+        changes.retain(|c| !c.new.is_null());
+        changes.push(Change {
+            field: "role",
+            old: Value::Null,
+            new: user.role.clone().into(),
+        });
+        changes.push(Change {
+            field: "approval_process",
+            old: Value::Null,
+            new: user.approval_process.clone().into(),
+        });
+        self.created_ids
+            .insert(record.external_id.clone(), id.clone());
+        self.totals.counts.created += 1;
+        self.sink.create_user(user)?;
+        self.update(UpdateAction::UserCreated, changes, candidate, &id)?;
+        if let Some(change) = manager_change {
+            self.update(UpdateAction::ManagerAssigned, vec![change], candidate, &id)?;
+        }
+        if let Some(change) = teams_change {
+            self.update(UpdateAction::TeamAssigned, vec![change], candidate, &id)?;
+        }
+        if candidate
+            .issues
+            .iter()
+            .any(|i| i.severity() == Severity::Warning)
+        {
+            self.totals.counts.warnings += 1;
+        }
+        self.issues(candidate, Some(&id))
+    }
+
+    /// `existing` with the record's fields applied; every difference goes to `changes`.
+    fn updated_user(
+        &mut self,
+        existing: &UserRow,
+        record: &Record,
+        changes: &mut Vec<Change>,
+    ) -> Result<UserRow, S::Error> {
+        let mut user = existing.clone();
+        let mut set = |field: &'static str, slot: &mut String, new: String| {
+            if *slot != new {
+                changes.push(Change {
+                    field,
+                    old: text_value(slot),
+                    new: text_value(&new),
+                });
+                *slot = new;
+            }
+        };
+        set("email", &mut user.email, record.email.as_str().to_owned());
+        user.email_key = record.email.normalized();
+        set(
+            "first_name",
+            &mut user.first_name,
+            record.first_name.clone(),
+        );
+        set("last_name", &mut user.last_name, record.last_name.clone());
+        set(
+            "employment_status",
+            &mut user.employment_status,
+            record.employment_status.as_str().to_owned(),
+        );
+        if let Some(role) = record.role {
+            set("role", &mut user.role, role.as_str().to_owned());
+        }
+        let approval = match (record.approval_process, Role::parse(&user.role)) {
+            (Some(process), _) => Some(process),
+            // A user who becomes a guest must have every trip approved.
+            (None, Ok(Role::Guest)) => Some(ApprovalProcess::AllTrips),
+            (None, _) => None,
+        };
+        if let Some(process) = approval {
+            set(
+                "approval_process",
+                &mut user.approval_process,
+                process.as_str().to_owned(),
+            );
+        }
+
+        patch(
+            "username",
+            &mut user.username,
+            &record.username,
+            |u| u.as_str().to_owned(),
+            changes,
+        );
+        patch(
+            "start_date",
+            &mut user.start_date,
+            &record.start_date,
+            ToString::to_string,
+            changes,
+        );
+        patch(
+            "end_date",
+            &mut user.end_date,
+            &record.end_date,
+            ToString::to_string,
+            changes,
+        );
+        patch(
+            "date_of_birth",
+            &mut user.date_of_birth,
+            &record.date_of_birth,
+            ToString::to_string,
+            changes,
+        );
+        patch(
+            "gender",
+            &mut user.gender,
+            &record.gender,
+            |g| g.as_str().to_owned(),
+            changes,
+        );
+        patch(
+            "phone",
+            &mut user.phone,
+            &record.phone,
+            |p| p.as_str().to_owned(),
+            changes,
+        );
+
+        self.apply_manager(&mut user, record, changes);
+        if let Some(teams) = &record.teams {
+            self.apply_teams(&mut user, teams, changes)?;
+        }
+        apply_custom_fields(&mut user, &record.custom_fields, changes);
+        user.search_key = search_fold(&format!(
+            "{} {} {} {}",
+            user.first_name,
+            user.last_name,
+            user.email,
+            user.external_id.as_deref().unwrap_or("")
+        ));
+        Ok(user)
+    }
+
+    fn apply_manager(&self, user: &mut UserRow, record: &Record, changes: &mut Vec<Change>) {
+        let directory = self.context.directory;
+        let old_external = user
+            .manager_id
+            .as_deref()
+            .and_then(|id| directory.by_id(id))
+            .and_then(|manager| manager.external_id.clone());
+        let new_id = match &record.manager_external_id {
+            Patch::Keep => return,
+            Patch::Clear => None,
+            Patch::Set(external_id) => self
+                .created_ids
+                .get(external_id)
+                .cloned()
+                .or_else(|| directory.by_external_id(external_id).map(|m| m.id.clone())),
+        };
+        if new_id != user.manager_id {
+            let new_external = match &record.manager_external_id {
+                Patch::Set(external_id) if new_id.is_some() => Some(external_id.clone()),
+                _ => None,
+            };
+            changes.push(Change {
+                field: "manager_external_id",
+                old: old_external.map_or(Value::Null, Value::String),
+                new: new_external.map_or(Value::Null, Value::String),
+            });
+            user.manager_id = new_id;
+        }
+    }
+
+    fn apply_teams(
+        &mut self,
+        user: &mut UserRow,
+        teams: &[String],
+        changes: &mut Vec<Change>,
+    ) -> Result<(), S::Error> {
+        let mut names = Vec::with_capacity(teams.len());
+        for name in teams {
+            let key = name.to_lowercase();
+            let canonical = match self.team_names.get(&key) {
+                Some(known) => known.clone(),
+                None => {
+                    self.create_team(name, &key)?;
+                    name.clone()
+                }
+            };
+            names.push(canonical);
+        }
+        names.sort_by_key(|name| name.to_lowercase());
+        let old: Vec<String> = serde_json::from_str(&user.teams).unwrap_or_default();
+        if old != names {
+            changes.push(Change {
+                field: "teams",
+                old: old.into(),
+                new: names.clone().into(),
+            });
+            user.teams = serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned());
+        }
+        Ok(())
+    }
+
+    fn create_team(&mut self, name: &str, key: &str) -> Result<(), S::Error> {
+        self.team_names.insert(key.to_owned(), name.to_owned());
+        self.sink.create_team(TeamRow {
+            id: new_id(),
+            organization_id: self.context.organization_id.to_owned(),
+            name: name.to_owned(),
+            name_key: key.to_owned(),
+            created_at: self.context.now.to_owned(),
+        })?;
+        self.sink.event(Event {
+            entity: EntityKind::Team,
+            action: Some(UpdateAction::TeamCreated),
+            issue: None,
+            changes: vec![Change {
+                field: "name",
+                old: Value::Null,
+                new: name.into(),
+            }],
+            row: None,
+            who: Shown::default(),
+            user_id: None,
+            team: Some(name.to_owned()),
+        })
+    }
+
+    /// Full mode: active users of the directory that the push does not mention are archived.
+    /// A person is mentioned by their external id or their e-mail address, even when their
+    /// record was skipped: an invalid record must never offboard anyone.
+    fn archive_missing(&mut self, candidates: &[Candidate]) -> Result<(), S::Error> {
+        let external_ids: HashSet<&str> = candidates
+            .iter()
+            .filter_map(|c| c.external_id.as_deref())
+            .collect();
+        let email_keys: HashSet<&str> = candidates
+            .iter()
+            .filter_map(|c| c.email_key.as_deref())
+            .collect();
+        let directory = self.context.directory;
+        for existing in &directory.users {
+            let Some(external_id) = existing.external_id.as_deref() else {
+                continue;
+            };
+            let before = state_of(existing);
+            if !matches!(before, UserState::Active | UserState::PendingArchive)
+                || external_ids.contains(external_id)
+                || email_keys.contains(existing.email_key.as_str())
+            {
+                continue;
+            }
+            let who = Shown {
+                external_id: existing.external_id.clone(),
+                email: Some(existing.email.clone()),
+                first_name: Some(existing.first_name.clone()),
+                last_name: Some(existing.last_name.clone()),
+            };
+            let after = if existing.upcoming_trips > 0 {
+                UserState::PendingArchive
+            } else {
+                UserState::Archived
+            };
+            if after != before {
+                let mut user = existing.clone();
+                user.state = after.as_str().to_owned();
+                user.updated_at = self.context.now.to_owned();
+                user.archived_at =
+                    (after == UserState::Archived).then(|| self.context.now.to_owned());
+                self.sink.update_user(user)?;
+                let action = match after {
+                    UserState::Archived => {
+                        self.totals.counts.archived += 1;
+                        UpdateAction::UserArchived
+                    }
+                    _ => {
+                        self.totals.counts.updated += 1;
+                        UpdateAction::UserUpdated
+                    }
+                };
+                self.sink.event(Event {
+                    entity: EntityKind::User,
+                    action: Some(action),
+                    issue: None,
+                    changes: vec![Change {
+                        field: "state",
+                        old: before.as_str().into(),
+                        new: after.as_str().into(),
+                    }],
+                    row: None,
+                    who: who.clone(),
+                    user_id: Some(existing.id.clone()),
+                    team: None,
+                })?;
+            }
+            if after == UserState::PendingArchive {
+                self.totals.counts.warnings += 1;
+                self.issue(
+                    upcoming_trips_issue(existing.upcoming_trips),
+                    None,
+                    &who,
+                    Some(&existing.id),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn upcoming_trips_issue(trips: i32) -> Issue {
+    Issue::new(
+        IssueCode::USER_HAS_UPCOMING_TRIPS,
+        "state",
+        format!("The user has {trips} upcoming trip(s): marked pending_archive, and archived by a later sync once they are over."),
+    )
+}
+
+/// Takes the manager and teams changes out: they are reported as their own updates.
+fn split_relationship_changes(changes: &mut Vec<Change>) -> (Option<Change>, Option<Change>) {
+    let take = |changes: &mut Vec<Change>, field: &str| {
+        changes
+            .iter()
+            .position(|c| c.field == field)
+            .map(|at| changes.remove(at))
+    };
+    let manager = take(changes, "manager_external_id");
+    let teams = take(changes, "teams");
+    (manager, teams)
+}
+
+fn patch<T>(
+    field: &'static str,
+    slot: &mut Option<String>,
+    patch: &Patch<T>,
+    show: impl Fn(&T) -> String,
+    changes: &mut Vec<Change>,
+) {
+    let new = match patch {
+        Patch::Keep => return,
+        Patch::Clear => None,
+        Patch::Set(value) => Some(show(value)),
+    };
+    if *slot != new {
+        changes.push(Change {
+            field,
+            old: slot.clone().map_or(Value::Null, Value::String),
+            new: new.clone().map_or(Value::Null, Value::String),
+        });
+        *slot = new;
+    }
+}
+
+fn apply_custom_fields(
+    user: &mut UserRow,
+    updates: &BTreeMap<String, Option<Value>>,
+    changes: &mut Vec<Change>,
+) {
+    if updates.is_empty() {
+        return;
+    }
+    let old: Map<String, Value> = serde_json::from_str(&user.custom_fields).unwrap_or_default();
+    let mut new = old.clone();
+    for (key, value) in updates {
+        match value {
+            Some(value) => new.insert(key.clone(), value.clone()),
+            None => new.remove(key),
+        };
+    }
+    if new != old {
+        user.custom_fields = Value::Object(new.clone()).to_string();
+        changes.push(Change {
+            field: "custom_fields",
+            old: Value::Object(old),
+            new: Value::Object(new),
+        });
+    }
+}
+
+fn text_value(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text.to_owned())
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

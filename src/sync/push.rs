@@ -1,0 +1,328 @@
+//! The body of a push: the envelope checked when the push arrives, the records read when the
+//! run is processed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::domain::{check_text, SyncMode};
+use crate::error::FieldError;
+use crate::sync::candidate::Candidate;
+use crate::sync::record::RawRecord;
+use crate::sync::validate::{validate, Rules};
+
+/// The source name when a push does not give one.
+pub const DEFAULT_SOURCE: &str = "api";
+const SOURCE_MAX_LENGTH: usize = 100;
+/// Envelope errors listed at most, so that a broken 100,000-record push gets a readable answer.
+const MAX_LISTED_ERRORS: usize = 20;
+
+/// What a push asks for, checked before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushEnvelope {
+    pub source: String,
+    pub mode: SyncMode,
+    pub dry_run: bool,
+    pub record_count: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeShape<'a> {
+    #[serde(borrow, default)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    mode: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    dry_run: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    users: Option<&'a RawValue>,
+}
+
+/// Checks a JSON push: a JSON object with `users` a list of objects, `mode` `full` or
+/// `incremental` (default `incremental`), `dry_run` a boolean (default false), `source` a short
+/// text (default `api`). The records themselves are not read here: a broken record is an issue
+/// of the run, not a failed push.
+pub fn check_json_envelope(body: &str) -> Result<PushEnvelope, Vec<FieldError>> {
+    // serde would also read a struct from a JSON array, by position.
+    if !body.trim_start().starts_with('{') && serde_json::from_str::<IgnoredAny>(body).is_ok() {
+        return Err(vec![FieldError::new(
+            "",
+            "the body must be a JSON object with a \"users\" list",
+        )]);
+    }
+    let shape: EnvelopeShape<'_> = serde_json::from_str(body).map_err(|error| {
+        let detail = if error.is_data() {
+            format!("the body must be a JSON object with a \"users\" list: {error}")
+        } else {
+            format!("the body is not valid JSON: {error}")
+        };
+        vec![FieldError::new("", detail)]
+    })?;
+    let mut errors = Vec::new();
+
+    let source = match shape
+        .source
+        .map(|raw| serde_json::from_str::<Option<String>>(raw.get()))
+    {
+        None | Some(Ok(None)) => DEFAULT_SOURCE.to_owned(),
+        Some(Ok(Some(source)))
+            if !source.trim().is_empty() && check_text(&source, SOURCE_MAX_LENGTH).is_ok() =>
+        {
+            source.trim().to_owned()
+        }
+        Some(_) => {
+            errors.push(FieldError::new(
+                "/source",
+                format!("must be a non-blank text of at most {SOURCE_MAX_LENGTH} characters, without control characters"),
+            ));
+            String::new()
+        }
+    };
+    let mode = match shape
+        .mode
+        .map(|raw| serde_json::from_str::<Option<String>>(raw.get()))
+    {
+        None | Some(Ok(None)) => SyncMode::Incremental,
+        Some(Ok(Some(mode))) => SyncMode::from_stored(&mode).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "/mode",
+                format!("must be \"full\" or \"incremental\", got {mode:?}"),
+            ));
+            SyncMode::Incremental
+        }),
+        Some(Err(_)) => {
+            errors.push(FieldError::new(
+                "/mode",
+                "must be \"full\" or \"incremental\"",
+            ));
+            SyncMode::Incremental
+        }
+    };
+    let dry_run = match shape
+        .dry_run
+        .map(|raw| serde_json::from_str::<Option<bool>>(raw.get()))
+    {
+        None | Some(Ok(None)) => false,
+        Some(Ok(Some(dry_run))) => dry_run,
+        Some(Err(_)) => {
+            errors.push(FieldError::new("/dry_run", "must be true or false"));
+            false
+        }
+    };
+    let record_count = match shape
+        .users
+        .map(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()))
+    {
+        None => {
+            errors.push(FieldError::new(
+                "/users",
+                "is required: the list of employee records",
+            ));
+            0
+        }
+        Some(Err(_)) => {
+            errors.push(FieldError::new(
+                "/users",
+                "must be a list of employee records (JSON objects)",
+            ));
+            0
+        }
+        Some(Ok(records)) => {
+            let not_objects = records
+                .iter()
+                .enumerate()
+                .filter(|(_, raw)| !raw.get().starts_with('{'));
+            for (index, _) in not_objects.take(MAX_LISTED_ERRORS) {
+                errors.push(FieldError::new(
+                    format!("/users/{index}"),
+                    "must be a JSON object",
+                ));
+            }
+            records.len()
+        }
+    };
+    if errors.is_empty() {
+        Ok(PushEnvelope {
+            source,
+            mode,
+            dry_run,
+            record_count,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The records of a stored push, validated as they are read.
+pub struct ReadRecords {
+    pub candidates: Vec<Candidate>,
+    /// Keys that are not record fields: how many records carry each, and the first row.
+    pub unknown_fields: BTreeMap<String, (usize, u32)>,
+}
+
+/// Reads the `users` of a stored JSON push and validates each record as it is read, so that
+/// the raw records are never all in memory at once. `progress` is called every
+/// `PROGRESS_EVERY` records with the number read so far.
+pub fn read_json_records(
+    body: &str,
+    rules: &Rules<'_>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<ReadRecords, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let read = BodySeed { rules, progress }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(read)
+}
+
+pub const PROGRESS_EVERY: usize = 10_000;
+
+struct BodySeed<'r, 'p> {
+    rules: &'r Rules<'r>,
+    progress: &'p mut dyn FnMut(usize),
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_> {
+    type Value = ReadRecords;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ReadRecords, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_, '_> {
+    type Value = ReadRecords;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a push: a JSON object with a \"users\" list")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ReadRecords, A::Error> {
+        let mut read = None;
+        let BodySeed { rules, progress } = self;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "users" && read.is_none() {
+                read = Some(map.next_value_seed(RecordsSeed {
+                    rules,
+                    progress: &mut *progress,
+                })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        read.ok_or_else(|| de::Error::missing_field("users"))
+    }
+}
+
+struct RecordsSeed<'r, 'p> {
+    rules: &'r Rules<'r>,
+    progress: &'p mut dyn FnMut(usize),
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
+    type Value = ReadRecords;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ReadRecords, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
+    type Value = ReadRecords;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of employee records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ReadRecords, A::Error> {
+        let mut read = ReadRecords {
+            candidates: Vec::with_capacity(seq.size_hint().unwrap_or(0)),
+            unknown_fields: BTreeMap::new(),
+        };
+        while let Some(raw) = seq.next_element::<RawRecord>()? {
+            let row = u32::try_from(read.candidates.len() + 1).unwrap_or(u32::MAX);
+            for key in &raw.unknown_fields {
+                read.unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
+            }
+            read.candidates.push(validate(row, &raw, self.rules));
+            if read.candidates.len().is_multiple_of(PROGRESS_EVERY) {
+                (self.progress)(read.candidates.len());
+            }
+        }
+        Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pointers(body: &str) -> Vec<String> {
+        check_json_envelope(body)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.pointer)
+            .collect()
+    }
+
+    #[test]
+    fn a_well_formed_envelope_is_accepted_with_defaults() {
+        let envelope = check_json_envelope(r#"{"users": [{}, {"email": 1}]}"#).unwrap();
+        assert_eq!(
+            envelope,
+            PushEnvelope {
+                source: "api".into(),
+                mode: SyncMode::Incremental,
+                dry_run: false,
+                record_count: 2
+            }
+        );
+        let envelope = check_json_envelope(
+            r#"{"source": "bamboohr", "mode": "full", "dry_run": true, "users": []}"#,
+        )
+        .unwrap();
+        assert_eq!(envelope.mode, SyncMode::Full);
+        assert!(envelope.dry_run);
+        assert_eq!(envelope.source, "bamboohr");
+    }
+
+    #[test]
+    fn broken_envelopes_point_at_every_problem() {
+        assert_eq!(
+            pointers(r#"{"mode": "everything", "dry_run": "yes"}"#),
+            ["/mode", "/dry_run", "/users"]
+        );
+        assert_eq!(pointers(r#"{"users": {"a": 1}}"#), ["/users"]);
+        assert_eq!(
+            pointers(r#"{"users": [{}, 3, "x", null]}"#),
+            ["/users/1", "/users/2", "/users/3"]
+        );
+        assert_eq!(pointers(r#"{"users": [], "source": 12}"#), ["/source"]);
+        assert_eq!(pointers(r#"[{"users": []}]"#), [""]);
+        assert_eq!(pointers(r#"{"users": [], "extra": 1}"#), [""]);
+        assert_eq!(pointers(r#"{"users": [}"#), [""]);
+    }
+
+    #[test]
+    fn records_are_validated_while_read_and_unknown_fields_counted() {
+        let settings = crate::domain::ProvisioningSettings::default();
+        let rules = Rules {
+            settings: &settings,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        let body = r#"{"mode": "full", "users": [
+            {"external_id": "1", "firstName": "A"},
+            {"external_id": "2", "firstName": "B", "nickname": "b"}
+        ], "source": "x"}"#;
+        let mut calls = 0;
+        let read = read_json_records(body, &rules, &mut |_| calls += 1).unwrap();
+        assert_eq!(read.candidates.len(), 2);
+        assert_eq!(read.candidates[1].row, 2);
+        assert_eq!(read.unknown_fields.get("firstName"), Some(&(2, 1)));
+        assert_eq!(read.unknown_fields.get("nickname"), Some(&(1, 2)));
+        assert_eq!(calls, 0);
+    }
+}

@@ -1,0 +1,166 @@
+//! A pushed record as received: every known field kept as raw JSON, nothing checked yet.
+//!
+//! Reading a record never fails on its content: a field of the wrong type becomes an issue in
+//! `validate`, not a failed push. Keys that are not fields are remembered so that the run can
+//! tell the integrator once, instead of failing or warning on every record.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A field of a record: absent, explicitly `null`, or some JSON value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Field {
+    #[default]
+    Absent,
+    Null,
+    Value(Value),
+}
+
+/// The record fields of DESIGN.md, in the order reports show them.
+pub const FIELD_NAMES: &[&str] = &[
+    "external_id",
+    "email",
+    "username",
+    "first_name",
+    "last_name",
+    "start_date",
+    "end_date",
+    "date_of_birth",
+    "gender",
+    "phone",
+    "manager_external_id",
+    "role",
+    "approval_process",
+    "employment_status",
+    "teams",
+    "custom_fields",
+];
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawRecord {
+    pub external_id: Field,
+    pub email: Field,
+    pub username: Field,
+    pub first_name: Field,
+    pub last_name: Field,
+    pub start_date: Field,
+    pub end_date: Field,
+    pub date_of_birth: Field,
+    pub gender: Field,
+    pub phone: Field,
+    pub manager_external_id: Field,
+    pub role: Field,
+    pub approval_process: Field,
+    pub employment_status: Field,
+    pub teams: Field,
+    pub custom_fields: Field,
+    /// Keys that are not record fields, e.g. a misspelt `firstName`.
+    pub unknown_fields: Vec<String>,
+}
+
+impl RawRecord {
+    fn slot(&mut self, key: &str) -> Option<&mut Field> {
+        Some(match key {
+            "external_id" => &mut self.external_id,
+            "email" => &mut self.email,
+            "username" => &mut self.username,
+            "first_name" => &mut self.first_name,
+            "last_name" => &mut self.last_name,
+            "start_date" => &mut self.start_date,
+            "end_date" => &mut self.end_date,
+            "date_of_birth" => &mut self.date_of_birth,
+            "gender" => &mut self.gender,
+            "phone" => &mut self.phone,
+            "manager_external_id" => &mut self.manager_external_id,
+            "role" => &mut self.role,
+            "approval_process" => &mut self.approval_process,
+            "employment_status" => &mut self.employment_status,
+            "teams" => &mut self.teams,
+            "custom_fields" => &mut self.custom_fields,
+            _ => return None,
+        })
+    }
+
+    /// Sets a field from text (a CSV cell); an empty cell is an absent field.
+    pub fn set_text(&mut self, key: &str, text: &str) -> bool {
+        match self.slot(key) {
+            Some(slot) => {
+                if !text.is_empty() {
+                    *slot = Field::Value(Value::String(text.to_owned()));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawRecord, D::Error> {
+        deserializer.deserialize_map(RawRecordVisitor)
+    }
+}
+
+struct RawRecordVisitor;
+
+impl<'de> Visitor<'de> for RawRecordVisitor {
+    type Value = RawRecord;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object describing one person")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRecord, A::Error> {
+        let mut record = RawRecord::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match record.slot(&key) {
+                Some(slot) => {
+                    *slot = match map.next_value::<Value>()? {
+                        Value::Null => Field::Null,
+                        value => Field::Value(value),
+                    };
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                    if !record.unknown_fields.iter().any(|known| *known == key) {
+                        record.unknown_fields.push(key.into_owned());
+                    }
+                }
+            }
+        }
+        Ok(record)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _seq: A) -> Result<RawRecord, A::Error> {
+        Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_fields_are_kept_raw_and_unknown_keys_remembered() {
+        let record: RawRecord = serde_json::from_str(
+            r#"{"external_id": 42, "email": "a@b.co", "phone": null, "firstName": "Ada", "x": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(record.external_id, Field::Value(serde_json::json!(42)));
+        assert_eq!(record.email, Field::Value(serde_json::json!("a@b.co")));
+        assert_eq!(record.phone, Field::Null);
+        assert_eq!(record.first_name, Field::Absent);
+        assert_eq!(record.unknown_fields, vec!["firstName", "x"]);
+    }
+
+    #[test]
+    fn every_listed_field_has_a_slot() {
+        let mut record = RawRecord::default();
+        for name in FIELD_NAMES {
+            assert!(record.slot(name).is_some(), "{name}");
+        }
+    }
+}

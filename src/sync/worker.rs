@@ -1,0 +1,127 @@
+//! The run worker: a thread of the server that takes pending runs from the queue, one at a
+//! time per organization, in arrival order.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::TestHooks;
+use crate::domain::{LogLevel, RunStatus};
+use crate::store::runs::{self, log_line};
+use crate::store::DbPool;
+use crate::sync::engine::process_run;
+
+enum Signal {
+    /// A push was stored: look at the queue now.
+    Wake,
+    Stop,
+}
+
+/// Wakes the worker; cheap to clone into every request handler.
+#[derive(Clone)]
+pub struct WorkerWaker(mpsc::Sender<Signal>);
+
+impl WorkerWaker {
+    pub fn wake(&self) {
+        // A stopped worker has nothing left to wake; the run stays queued for the next start.
+        let _ = self.0.send(Signal::Wake);
+    }
+}
+
+pub struct Worker {
+    sender: mpsc::Sender<Signal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker thread. It also polls every `poll_interval`, for runs queued by other
+    /// instances sharing the database.
+    pub fn start(
+        pool: DbPool,
+        poll_interval: Duration,
+        hooks: TestHooks,
+    ) -> std::io::Result<Worker> {
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("run-worker".into())
+            .spawn(move || loop {
+                drain_queue(&pool, &hooks);
+                match receiver.recv_timeout(poll_interval) {
+                    Ok(Signal::Wake) | Err(RecvTimeoutError::Timeout) => continue,
+                    Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            })?;
+        Ok(Worker {
+            sender,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn waker(&self) -> WorkerWaker {
+        WorkerWaker(self.sender.clone())
+    }
+
+    /// Lets the run in progress finish, then stops the thread.
+    pub fn stop(mut self) {
+        let _ = self.sender.send(Signal::Stop);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the run worker panicked");
+            }
+        }
+    }
+}
+
+/// Processes pending runs until none is left.
+fn drain_queue(pool: &DbPool, hooks: &TestHooks) {
+    loop {
+        let mut conn = match pool.get() {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::error!(%error, "the run worker cannot reach the database");
+                return;
+            }
+        };
+        let run = match runs::claim_next(&mut conn) {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, "the run worker cannot read the queue");
+                return;
+            }
+        };
+        let span = tracing::info_span!("sync_run", run_id = %run.id, organization_id = %run.organization_id);
+        let _entered = span.enter();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process_run(&mut conn, &run, hooks)
+        }));
+        let failure = match outcome {
+            Ok(Ok(_)) => continue,
+            Ok(Err(error)) => format!("{error:#}"),
+            Err(_) => "panic".to_owned(),
+        };
+        tracing::error!(%failure, "the run could not be processed");
+        // The connection may be mid-transaction: finish the run on a fresh one.
+        drop(conn);
+        let line = log_line(
+            LogLevel::Error,
+            "The run failed on an internal error and nothing of it was applied; the cause was logged by the service.".into(),
+        );
+        let marked = pool
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut conn| {
+                Ok(runs::finish(
+                    &mut conn,
+                    &run.id,
+                    RunStatus::Failed,
+                    None,
+                    &[line],
+                )?)
+            });
+        if let Err(error) = marked {
+            // The run stays `running`; the next start recovers it.
+            tracing::error!(%error, "cannot mark the run failed");
+        }
+    }
+}

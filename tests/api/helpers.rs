@@ -1,0 +1,281 @@
+//! `spawn_app`: the real server on port 0 with its own fresh SQLite file, and a blocking
+//! HTTP client speaking to it.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use hris_sync::config::Config;
+use hris_sync::startup::Application;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub address: String,
+    pub admin_token: String,
+    pub organization_id: String,
+    pub database_url: String,
+    pub db_path: PathBuf,
+    pub client: Client,
+    server: Option<(ServerHandle, JoinHandle<()>)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {})
+}
+
+/// Starts a server on a fresh database, after `customize` has adjusted its configuration.
+pub fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db_path = dir.path().join("hris-sync.db");
+    let database_url = format!("sqlite://{}", db_path.display());
+    let mut app = start(&database_url, customize);
+    app._dir = Some(dir);
+    app.db_path = db_path;
+    app
+}
+
+/// Starts a server on an existing database (a restart).
+pub fn start(database_url: &str, customize: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::new("127.0.0.1:0", database_url);
+    config.http_workers = Some(2);
+    config.pool_size = 4;
+    config.announce_bootstrap_token = false;
+    config.worker_poll_interval = Duration::from_millis(200);
+    customize(&mut config);
+    let (sender, receiver) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = match Application::build(config) {
+                Ok(app) => app,
+                Err(error) => {
+                    sender
+                        .send(Err(format!("{error:#}")))
+                        .expect("test is waiting");
+                    return;
+                }
+            };
+            let started = (app.port(), app.handle(), app.bootstrap.clone());
+            sender.send(Ok(started)).expect("test is waiting");
+            app.run_until_stopped().await.expect("server ran");
+        })
+    });
+    let (port, handle, bootstrap) = receiver
+        .recv()
+        .expect("server thread answers")
+        .expect("server starts");
+    let (admin_token, organization_id) = bootstrap
+        .map(|b| (b.admin_token, b.organization_id))
+        .unwrap_or_default();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        admin_token,
+        organization_id,
+        database_url: database_url.to_owned(),
+        db_path: PathBuf::new(),
+        client: Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+        server: Some((handle, thread)),
+        _dir: None,
+    }
+}
+
+impl TestApp {
+    /// Stops the server as SIGTERM would, and waits for it (and its run worker) to end.
+    pub fn stop(&mut self) {
+        if let Some((handle, thread)) = self.server.take() {
+            actix_web::rt::System::new().block_on(handle.stop(true));
+            thread.join().expect("server thread ends");
+        }
+    }
+
+    /// Takes the temporary directory, so that the database outlives this app.
+    pub fn keep_database(&mut self) -> tempfile::TempDir {
+        self._dir.take().expect("database directory")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn get_as(&self, token: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .expect("request sent")
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.get_as(&self.admin_token, path)
+    }
+
+    /// GET that must succeed; its JSON body.
+    pub fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path);
+        let status = response.status();
+        let body: Value = response.json().expect("JSON body");
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        body
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token)
+    }
+
+    pub fn post_json_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .expect("request sent")
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.post_json_as(&self.admin_token, path, body)
+    }
+
+    /// Pushes records and returns the accepted run.
+    pub fn push(&self, mode: &str, users: Value) -> Value {
+        self.push_body(&json!({"source": "test", "mode": mode, "users": users}))
+    }
+
+    pub fn push_body(&self, body: &Value) -> Value {
+        let response = self.post_json("/v1/syncs", body);
+        assert_eq!(response.status().as_u16(), 202, "push accepted");
+        response.json().expect("run")
+    }
+
+    /// Pushes records and waits for the run to end.
+    pub fn sync(&self, mode: &str, users: Value) -> Value {
+        let run = self.push(mode, users);
+        self.wait_for_run(run["id"].as_str().expect("run id"))
+    }
+
+    /// Polls a run until it reaches a final status.
+    pub fn wait_for_run(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let run = self.get_json(&format!("/v1/syncs/{id}"));
+            let status = run["status"].as_str().unwrap_or("").to_owned();
+            if !matches!(status.as_str(), "pending" | "running") {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {id} did not finish: {run}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every event of a run (following cursors), filtered by a query string.
+    pub fn events(&self, run_id: &str, query: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/syncs/{run_id}/events?limit=1000&{query}");
+            if let Some(cursor) = &cursor {
+                path.push_str(&format!("&cursor={cursor}"));
+            }
+            let page = self.get_json(&path);
+            events.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return events,
+            }
+        }
+    }
+
+    /// Every user of the directory, following cursors.
+    pub fn users(&self, query: &str) -> Vec<Value> {
+        let mut users = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/users?limit=1000&{query}");
+            if let Some(cursor) = &cursor {
+                path.push_str(&format!("&cursor={cursor}"));
+            }
+            let page = self.get_json(&path);
+            users.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return users,
+            }
+        }
+    }
+
+    /// Creates a token of `scope` in this app's organization.
+    pub fn token(&self, scope: &str) -> String {
+        self.token_for(&self.organization_id, scope)
+    }
+
+    pub fn token_for(&self, organization_id: &str, scope: &str) -> String {
+        let mut conn = hris_sync::store::connect(&self.database_url, 1)
+            .expect("db")
+            .get()
+            .expect("conn");
+        let scope = scope.parse().expect("scope");
+        hris_sync::store::tokens::create(&mut conn, organization_id, scope, "test")
+            .expect("token")
+            .1
+    }
+
+    /// Creates another organization; returns its id and admin token.
+    pub fn other_organization(&self) -> (String, String) {
+        let mut conn = hris_sync::store::connect(&self.database_url, 1)
+            .expect("db")
+            .get()
+            .expect("conn");
+        let created =
+            hris_sync::store::organizations::create(&mut conn, "other").expect("organization");
+        (created.organization.id, created.admin_token)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A valid record; tweak it with `with`.
+pub fn person(external_id: &str) -> Value {
+    json!({
+        "external_id": external_id,
+        "email": format!("{}@example.com", external_id.to_lowercase()),
+        "first_name": "First",
+        "last_name": format!("Last{external_id}"),
+        "start_date": "2024-01-15",
+    })
+}
+
+pub fn with(mut record: Value, changes: Value) -> Value {
+    for (key, value) in changes.as_object().expect("object").iter() {
+        record[key] = value.clone();
+    }
+    record
+}
+
+/// Asserts a problem+json response with this status, and returns its body.
+pub fn assert_problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().expect("problem body");
+    assert_eq!(body["status"], status, "{body}");
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "problem without {field}: {body}");
+    }
+    body
+}
