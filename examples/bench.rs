@@ -22,16 +22,7 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
 
-    let exe = std::env::current_exe()?;
-    let mut command = match std::env::var("BENCH_WRAP") {
-        Ok(wrapper) => {
-            let mut command = Command::new(wrapper);
-            command.arg(&exe);
-            command
-        }
-        Err(_) => Command::new(&exe),
-    };
-    let mut child = command
+    let mut child = Command::new(std::env::current_exe()?)
         .args(["--serve", &database_url])
         .env(
             "RUST_LOG",
@@ -252,6 +243,7 @@ fn serve(database_url: &str) -> anyhow::Result<()> {
             .map(|b| b.admin_token.clone())
             .unwrap_or_default();
         println!("{}", json!({"port": app.port(), "token": token}));
+
         app.run_until_stopped().await
     })
 }

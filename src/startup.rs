@@ -63,6 +63,7 @@ impl Application {
             pool: pool.clone(),
             waker: worker.waker(),
             metrics,
+            body_limit: config.body_limit_bytes,
         });
         let spec = http::openapi();
         let routes = web::Data::new(RouteTable::from_openapi(&spec));
@@ -70,12 +71,10 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;
         let port = listener.local_addr()?.port();
-        let body_limit = config.body_limit_bytes;
-        let mut server = HttpServer::new(move || {
-            http::app(state.clone(), body_limit, routes.clone(), spec.clone())
-        })
-        .listen(listener)?
-        .shutdown_timeout(30);
+        let mut server =
+            HttpServer::new(move || http::app(state.clone(), routes.clone(), spec.clone()))
+                .listen(listener)?
+                .shutdown_timeout(30);
         if let Some(workers) = config.http_workers {
             server = server.workers(workers);
         }

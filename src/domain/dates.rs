@@ -1,6 +1,6 @@
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 /// A calendar date written `YYYY-MM-DD` (ISO 8601), e.g. a start or an end date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -11,7 +11,7 @@ impl IsoDate {
     pub fn parse(raw: &str) -> Result<IsoDate, String> {
         let shaped = matches_shape(raw, "dddd-dd-dd");
         shaped
-            .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+            .then(|| date(number(&raw[0..4]), number(&raw[5..7]), number(&raw[8..10])))
             .flatten()
             .map(IsoDate)
             .ok_or_else(|| {
@@ -26,7 +26,14 @@ impl IsoDate {
 
 impl fmt::Display for IsoDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        // Written by hand: chrono's format strings are parsed at every call.
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            self.0.month(),
+            self.0.day()
+        )
     }
 }
 
@@ -39,7 +46,7 @@ impl DateOfBirth {
     pub fn parse(raw: &str, today: NaiveDate) -> Result<DateOfBirth, String> {
         let shaped = matches_shape(raw, "dd/dd/dddd");
         let Some(date) = shaped
-            .then(|| NaiveDate::parse_from_str(raw, "%m/%d/%Y").ok())
+            .then(|| date(number(&raw[6..10]), number(&raw[0..2]), number(&raw[3..5])))
             .flatten()
         else {
             return Err(format!(
@@ -62,8 +69,23 @@ impl DateOfBirth {
 
 impl fmt::Display for DateOfBirth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%m/%d/%Y"))
+        write!(
+            f,
+            "{:02}/{:02}/{:04}",
+            self.0.month(),
+            self.0.day(),
+            self.0.year()
+        )
     }
+}
+
+/// The value of ASCII digits (the shape was checked).
+fn number(digits: &str) -> u32 {
+    digits.bytes().fold(0, |n, b| n * 10 + u32::from(b - b'0'))
+}
+
+fn date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
 }
 
 /// `shape` uses `d` for an ASCII digit; every other character must match itself.

@@ -93,6 +93,12 @@ impl Gender {
     }
 }
 
+impl fmt::Display for Gender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A login name: letters, digits, `.`, `_`, `@` and `+`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
@@ -111,6 +117,12 @@ impl Username {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -4,6 +4,7 @@ use actix_web::{get, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::catalogue::IssueCode;
 use crate::domain::{EntityKind, EventKind, Severity, UpdateAction};
 use crate::error::{AppError, Problem};
 use crate::http::auth::ReadAccess;
@@ -138,12 +139,30 @@ pub async fn list(
         ),
         None => None,
     };
+    let code = match &filter.code {
+        Some(code) => Some(
+            IssueCode::parse(code)
+                .ok_or_else(|| {
+                    AppError::bad_request(format!(
+                        "code {code:?} is not an issue code; GET /v1/error-codes lists them."
+                    ))
+                })?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
     let filter = EventFilter {
         kind: filter.kind,
         entity: filter.entity,
         action: filter.action,
-        code: filter.code.clone(),
-        query: filter.q.clone().filter(|q| !q.trim().is_empty()),
+        code,
+        query: filter
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned),
     };
     let pool = state.pool.clone();
     let cursor_kind = format!("events.{run_id}");

@@ -35,6 +35,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub waker: WorkerWaker,
     pub metrics: Arc<Metrics>,
+    /// Largest accepted push body.
+    pub body_limit: usize,
 }
 
 /// Largest JSON body of the small endpoints (settings, users); pushes have their own limit.
@@ -81,7 +83,6 @@ where
 /// Builds the application of one HTTP worker.
 pub fn app(
     state: web::Data<AppState>,
-    body_limit: usize,
     routes_table: web::Data<RouteTable>,
     spec: utoipa::openapi::OpenApi,
 ) -> App<
@@ -97,7 +98,7 @@ pub fn app(
         App::new()
             .app_data(state)
             .app_data(routes_table)
-            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(web::PayloadConfig::new(SMALL_JSON_LIMIT))
             .app_data(
                 web::JsonConfig::default()
                     .limit(SMALL_JSON_LIMIT)

@@ -136,7 +136,12 @@ pub async fn list(
     }
     let filter = users::UserFilter {
         state: filter.state,
-        query: filter.q.clone().filter(|q| !q.trim().is_empty()),
+        query: filter
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned),
     };
     let pool = state.pool.clone();
     let page = web::block(move || -> Result<_, AppError> {
@@ -238,7 +243,7 @@ pub async fn update(
         let mut conn = pool.get()?;
         let row = write_transaction(&mut conn, |conn| -> Result<UserRow, AppError> {
             find_user(conn, &caller.organization_id, &id)?;
-            users::set_upcoming_trips(conn, &id, trips)?;
+            users::set_upcoming_trips(conn, &caller.organization_id, &id, trips)?;
             find_user(conn, &caller.organization_id, &id)
         })?;
         view(&mut conn, &caller.organization_id, row)
@@ -332,6 +337,7 @@ pub async fn invite(
         phone: None,
         custom_fields: "{}".to_owned(),
         upcoming_trips: 0,
+        source_hash: None,
         created_at: now.clone(),
         updated_at: now,
         archived_at: None,
@@ -390,7 +396,7 @@ pub async fn revoke_invitation(
                     user.state
                 )));
             }
-            users::delete(conn, &id)?;
+            users::delete(conn, &caller.organization_id, &id)?;
             Ok(())
         })
     })

@@ -17,7 +17,8 @@ pub mod users;
 mod pool;
 
 pub use pool::{
-    connect, migrate, pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError,
+    begin_bulk_write, connect, end_bulk_write, migrate, pending_migrations, write_transaction,
+    Backend, DbConn, DbPool, PoolError,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -83,11 +83,31 @@ pub struct UserRow {
     /// JSON object.
     pub custom_fields: String,
     pub upcoming_trips: i32,
+    /// Fingerprint of the HR record last applied to the user.
+    pub source_hash: Option<String>,
     /// Lowercased, accent-free names, e-mail and external id, for `q` searches.
     pub search_key: String,
     pub created_at: String,
     pub updated_at: String,
     pub archived_at: Option<String>,
+}
+
+/// What a run needs of every user of the directory to check a push against it. Full rows
+/// are loaded only for the users a run may change.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct DirectoryEntry {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub email: String,
+    pub email_key: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub state: String,
+    pub role: String,
+    pub manager_id: Option<String>,
+    pub upcoming_trips: i32,
+    pub source_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

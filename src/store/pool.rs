@@ -151,6 +151,37 @@ where
     }
 }
 
+/// SQLite page cache (KiB) while a run applies. A run writes far more pages than SQLite's
+/// default cache (2 MB) holds; spilling them to the WAL mid-transaction and reading them back
+/// costs more than the memory.
+const BULK_CACHE_KIB: u32 = 64 * 1024;
+const DEFAULT_CACHE_KIB: u32 = 2_000;
+
+/// Prepares a connection for a run's large transaction (SQLite: a bigger page cache, and no
+/// automatic checkpoint inside the commit). PostgreSQL: nothing to do.
+pub fn begin_bulk_write(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            c.batch_execute(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB};"))?;
+            c.batch_execute("PRAGMA wal_autocheckpoint = 0;")
+        }
+        DbConn::Postgres(_) => Ok(()),
+    }
+}
+
+/// Undoes [`begin_bulk_write`] once the run is committed (and visible), then folds the WAL
+/// back into the database so that it does not grow from run to run.
+pub fn end_bulk_write(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            c.batch_execute(&format!("PRAGMA cache_size = -{DEFAULT_CACHE_KIB};"))?;
+            c.batch_execute("PRAGMA wal_autocheckpoint = 1000;")?;
+            c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
+        }
+        DbConn::Postgres(_) => Ok(()),
+    }
+}
+
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

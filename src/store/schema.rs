@@ -84,6 +84,7 @@ diesel::table! {
         phone -> Nullable<Text>,
         custom_fields -> Text,
         upcoming_trips -> Integer,
+        source_hash -> Nullable<Text>,
         search_key -> Text,
         created_at -> Text,
         updated_at -> Text,

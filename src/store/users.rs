@@ -3,19 +3,74 @@
 use diesel::prelude::*;
 
 use crate::domain::{search_fold, UserState};
-use crate::store::models::UserRow;
+use crate::store::models::{DirectoryEntry, UserRow};
 use crate::store::schema::users;
 use crate::store::{now, DbConn};
 
 /// Rows per multi-row INSERT on PostgreSQL (25 columns: well under its 65,535 parameters).
 const POSTGRES_INSERT_CHUNK: usize = 1_000;
 
-/// Every user of the organization, in id order.
-pub fn load_all(conn: &mut DbConn, organization_id: &str) -> QueryResult<Vec<UserRow>> {
+/// Users of one organization. Every statement on users names the organization: on SQLite the
+/// table is clustered by (organization, id), so that a run reads its directory in one range.
+type OfOrganization<'a> =
+    diesel::dsl::Filter<users::table, diesel::dsl::Eq<users::organization_id, &'a str>>;
+
+fn of_organization(organization_id: &str) -> OfOrganization<'_> {
+    users::table.filter(users::organization_id.eq(organization_id))
+}
+
+/// Ids per `IN (…)` list: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+const IDS_PER_QUERY: usize = 1_000;
+
+/// What a run needs of every user of the organization.
+pub fn load_directory(
+    conn: &mut DbConn,
+    organization_id: &str,
+) -> QueryResult<Vec<DirectoryEntry>> {
     users::table
         .filter(users::organization_id.eq(organization_id))
-        .select(UserRow::as_select())
+        .select(DirectoryEntry::as_select())
         .load(conn)
+}
+
+/// Full rows of the given users, a thousand per query.
+pub fn load_by_ids(
+    conn: &mut DbConn,
+    organization_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<UserRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        rows.extend(
+            users::table
+                .filter(users::organization_id.eq(organization_id))
+                .filter(users::id.eq_any(chunk))
+                .select(UserRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Moves users to another state (an offboarding), a thousand per statement.
+pub fn set_state(
+    conn: &mut DbConn,
+    organization_id: &str,
+    ids: &[String],
+    state: UserState,
+    at: &str,
+) -> QueryResult<()> {
+    let archived_at = (state == UserState::Archived).then_some(at);
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        diesel::update(of_organization(organization_id).filter(users::id.eq_any(chunk)))
+            .set((
+                users::state.eq(state.as_str()),
+                users::updated_at.eq(at),
+                users::archived_at.eq(archived_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Inserts users in the given order (managers before the people they manage).
@@ -40,7 +95,7 @@ pub fn insert_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
 /// Writes every column of each row but its id and organization.
 pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
     for row in rows {
-        diesel::update(users::table.find(&row.id))
+        diesel::update(of_organization(row.organization_id.as_str()).filter(users::id.eq(&row.id)))
             .set((
                 users::external_id.eq(&row.external_id),
                 users::email.eq(&row.email),
@@ -60,6 +115,7 @@ pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
                 users::gender.eq(&row.gender),
                 users::phone.eq(&row.phone),
                 users::custom_fields.eq(&row.custom_fields),
+                users::source_hash.eq(&row.source_hash),
                 users::search_key.eq(&row.search_key),
                 users::updated_at.eq(&row.updated_at),
                 users::archived_at.eq(&row.archived_at),
@@ -135,8 +191,13 @@ pub fn find_by_email(
         .optional()
 }
 
-pub fn set_upcoming_trips(conn: &mut DbConn, id: &str, upcoming_trips: i32) -> QueryResult<()> {
-    diesel::update(users::table.find(id))
+pub fn set_upcoming_trips(
+    conn: &mut DbConn,
+    organization_id: &str,
+    id: &str,
+    upcoming_trips: i32,
+) -> QueryResult<()> {
+    diesel::update(of_organization(organization_id).filter(users::id.eq(id)))
         .set((
             users::upcoming_trips.eq(upcoming_trips),
             users::updated_at.eq(now()),
@@ -152,8 +213,8 @@ pub fn insert(conn: &mut DbConn, row: &UserRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
-pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<()> {
-    diesel::delete(users::table.find(id))
+pub fn delete(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<()> {
+    diesel::delete(of_organization(organization_id).filter(users::id.eq(id)))
         .execute(conn)
         .map(|_| ())
 }

@@ -1,63 +1,140 @@
 //! Writes a planned run into the database, inside the run's one transaction.
 //!
-//! Rows are buffered and written in batches; nothing is visible to anyone until the run's
-//! transaction commits, so a failure at any point leaves the directory as it was.
+//! The planner's decisions are buffered into batches and handed to a writer thread that owns
+//! the run's connection, so that planning (CPU) and writing (SQLite) overlap on two cores.
+//! Nothing is visible to anyone until the run's transaction commits, so a failure at any point
+//! leaves the directory as it was.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use anyhow::anyhow;
 
 use crate::config::TestHooks;
-use crate::domain::{search_fold, EventKind};
+use crate::domain::{search_fold, EventKind, UserState};
 use crate::store::models::{EventRow, TeamRow, UserRow};
 use crate::store::{events, teams, users, DbConn};
 use crate::sync::plan::{Event, Sink};
 
-/// Rows buffered before a batch is written.
+/// Rows buffered before a batch is handed to the writer.
 const BATCH: usize = 1_000;
+/// Batches waiting for the writer before the planner waits too (bounds memory).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// One batch of writes, in the order they must happen: teams, new users (managers first, as
+/// planned), changed users (who may now point at a new manager), state changes, report lines.
+#[derive(Default)]
+pub struct Batch {
+    teams: Vec<TeamRow>,
+    created: Vec<UserRow>,
+    updated: Vec<UserRow>,
+    archived: Vec<String>,
+    pending_archive: Vec<String>,
+    events: Vec<EventRow>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.teams.len()
+            + self.created.len()
+            + self.updated.len()
+            + self.archived.len()
+            + self.pending_archive.len()
+            + self.events.len()
+    }
+}
+
+/// Runs `plan` with a sink whose batches a second thread writes through `conn`. Returns what
+/// `plan` returns once every batch is written; the writer's error, if any, comes first, since
+/// it is the cause of the planner's.
+pub fn plan_and_write<T>(
+    conn: &mut DbConn,
+    organization_id: &str,
+    run_id: &str,
+    now: &str,
+    dry_run: bool,
+    hooks: &TestHooks,
+    plan: impl FnOnce(&mut DatabaseSink<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    std::thread::scope(|scope| {
+        let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let writer = std::thread::Builder::new()
+            .name("run-writer".into())
+            .spawn_scoped(scope, move || {
+                write_batches(conn, organization_id, now, receiver)
+            })?;
+        let mut sink = DatabaseSink::new(sender, run_id, dry_run, hooks);
+        let planned = plan(&mut sink).and_then(|value| sink.flush().map(|()| value));
+        drop(sink);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow!("the run's writer thread panicked"))?;
+        written?;
+        planned
+    })
+}
+
+fn write_batches(
+    conn: &mut DbConn,
+    organization_id: &str,
+    now: &str,
+    batches: Receiver<Batch>,
+) -> anyhow::Result<()> {
+    for batch in batches {
+        teams::insert_all(conn, &batch.teams)?;
+        users::insert_all(conn, &batch.created)?;
+        users::update_all(conn, &batch.updated)?;
+        users::set_state(
+            conn,
+            organization_id,
+            &batch.archived,
+            UserState::Archived,
+            now,
+        )?;
+        users::set_state(
+            conn,
+            organization_id,
+            &batch.pending_archive,
+            UserState::PendingArchive,
+            now,
+        )?;
+        events::insert_all(conn, &batch.events)?;
+    }
+    Ok(())
+}
 
 pub struct DatabaseSink<'a> {
-    conn: &'a mut DbConn,
+    writer: SyncSender<Batch>,
     run_id: &'a str,
     /// A dry run writes its report and leaves the directory alone.
     dry_run: bool,
     fail_after_writes: Option<usize>,
     directory_writes: usize,
     next_seq: i32,
-    teams: Vec<TeamRow>,
-    created: Vec<UserRow>,
-    updated: Vec<UserRow>,
-    events: Vec<EventRow>,
+    batch: Batch,
 }
 
 impl<'a> DatabaseSink<'a> {
-    pub fn new(conn: &'a mut DbConn, run_id: &'a str, dry_run: bool, hooks: &TestHooks) -> Self {
+    fn new(writer: SyncSender<Batch>, run_id: &'a str, dry_run: bool, hooks: &TestHooks) -> Self {
         DatabaseSink {
-            conn,
+            writer,
             run_id,
             dry_run,
             fail_after_writes: hooks.fail_apply_after_writes,
             directory_writes: 0,
             next_seq: 1,
-            teams: Vec::new(),
-            created: Vec::with_capacity(BATCH),
-            updated: Vec::with_capacity(BATCH),
-            events: Vec::with_capacity(BATCH),
+            batch: Batch::default(),
         }
     }
 
-    /// Writes what is buffered: teams, then new users (managers first, as planned), then
-    /// changed users (who may now point at a new manager), then report lines.
+    /// Hands what is buffered to the writer.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        teams::insert_all(self.conn, &self.teams)?;
-        self.teams.clear();
-        users::insert_all(self.conn, &self.created)?;
-        self.created.clear();
-        users::update_all(self.conn, &self.updated)?;
-        self.updated.clear();
-        events::insert_all(self.conn, &self.events)?;
-        self.events.clear();
-        Ok(())
+        let batch = std::mem::take(&mut self.batch);
+        self.writer
+            .send(batch)
+            .map_err(|_| anyhow!("the run's writer stopped"))
     }
 
+    /// Counts a directory write; false in a dry run (nothing to write).
     fn directory_write(&mut self) -> anyhow::Result<bool> {
         if self.dry_run {
             return Ok(false);
@@ -77,9 +154,7 @@ impl<'a> DatabaseSink<'a> {
     }
 
     fn flush_when_full(&mut self) -> anyhow::Result<()> {
-        let buffered =
-            self.created.len() + self.updated.len() + self.events.len() + self.teams.len();
-        if buffered >= BATCH {
+        if self.batch.len() >= BATCH {
             self.flush()?;
         }
         Ok(())
@@ -91,21 +166,32 @@ impl Sink for DatabaseSink<'_> {
 
     fn create_team(&mut self, team: TeamRow) -> anyhow::Result<()> {
         if self.directory_write()? {
-            self.teams.push(team);
+            self.batch.teams.push(team);
         }
         self.flush_when_full()
     }
 
     fn create_user(&mut self, user: UserRow) -> anyhow::Result<()> {
         if self.directory_write()? {
-            self.created.push(user);
+            self.batch.created.push(user);
         }
         self.flush_when_full()
     }
 
     fn update_user(&mut self, user: UserRow) -> anyhow::Result<()> {
         if self.directory_write()? {
-            self.updated.push(user);
+            self.batch.updated.push(user);
+        }
+        self.flush_when_full()
+    }
+
+    fn set_state(&mut self, user_id: &str, state: UserState) -> anyhow::Result<()> {
+        if self.directory_write()? {
+            match state {
+                UserState::Archived => self.batch.archived.push(user_id.to_owned()),
+                UserState::PendingArchive => self.batch.pending_archive.push(user_id.to_owned()),
+                other => return Err(anyhow!("a run does not move users to {other}")),
+            }
         }
         self.flush_when_full()
     }
@@ -113,7 +199,7 @@ impl Sink for DatabaseSink<'_> {
     fn event(&mut self, event: Event) -> anyhow::Result<()> {
         let row = event_row(self.run_id, self.next_seq, event);
         self.next_seq += 1;
-        self.events.push(row);
+        self.batch.events.push(row);
         self.flush_when_full()
     }
 }

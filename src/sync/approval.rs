@@ -4,7 +4,7 @@
 //! The rules run after the field checks, so that a record skipped for a field visibly blocks
 //! the people it manages (MANAGER_DOES_NOT_EXIST naming the manager's row and issue).
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use chrono::NaiveDate;
 
@@ -34,6 +34,7 @@ pub fn check_approval_flow(
     };
 
     check_own_rules(candidates, directory);
+    check_new_guests_have_no_reports(candidates, &graph);
     check_cycles(candidates, &graph);
     let order = manager_first_order(candidates, &graph);
     for &index in &order {
@@ -52,13 +53,13 @@ struct Graph<'a> {
 impl Graph<'_> {
     /// The manager a record will have after the run: the one it names, or, when it says
     /// nothing, the one the directory has.
-    fn manager_of(&self, record: &Record) -> Option<String> {
+    fn manager_of<'s>(&'s self, record: &'s Record) -> Option<&'s str> {
         match &record.manager_external_id {
-            Patch::Set(manager) => Some(manager.clone()),
+            Patch::Set(manager) => Some(manager),
             Patch::Clear => None,
             Patch::Keep => {
                 let user = self.directory.by_external_id(&record.external_id)?;
-                self.directory.manager_external_id(user).map(str::to_owned)
+                self.directory.manager_external_id(user)
             }
         }
     }
@@ -71,15 +72,38 @@ impl Graph<'_> {
             .filter(|record| !record.is_leaving(self.today))
     }
 
-    /// The next person up the chain from `external_id`, across the push and the directory.
-    fn next(&self, candidates: &[Candidate], external_id: &str) -> Option<String> {
+    /// A person of the manager graph: a record of the push (its index), or a user of the
+    /// directory the push does not name (`candidates.len()` + its directory index).
+    fn node(&self, candidates: &[Candidate], external_id: &str) -> Option<usize> {
         match self.push.get(external_id) {
-            Some(&index) => self.manager_of(self.staying(candidates, index)?),
+            Some(&index) => Some(index),
+            None => self
+                .directory
+                .index_of_external_id(external_id)
+                .map(|at| candidates.len() + at),
+        }
+    }
+
+    /// The next person up the chain, across the push and (incremental mode) the directory.
+    fn next(&self, candidates: &[Candidate], node: usize) -> Option<usize> {
+        let manager = match candidates.get(node) {
+            Some(_) => self.manager_of(self.staying(candidates, node)?)?,
             None if self.mode == SyncMode::Incremental => {
-                let user = self.directory.by_external_id(external_id)?;
-                self.directory.manager_external_id(user).map(str::to_owned)
+                let user = &self.directory.users[node - candidates.len()];
+                self.directory.manager_external_id(user)?
             }
-            None => None,
+            None => return None,
+        };
+        self.node(candidates, manager)
+    }
+
+    fn external_id<'s>(&'s self, candidates: &'s [Candidate], node: usize) -> &'s str {
+        match candidates.get(node) {
+            Some(candidate) => candidate.external_id.as_deref().unwrap_or(""),
+            None => self.directory.users[node - candidates.len()]
+                .external_id
+                .as_deref()
+                .unwrap_or(""),
         }
     }
 }
@@ -120,40 +144,110 @@ fn check_own_rules(candidates: &mut [Candidate], directory: &Directory) {
     }
 }
 
+/// A user who becomes a guest cannot keep managing people of the directory whose manager the
+/// push does not change (reports named in the push get their own issue in `check_manager`).
+fn check_new_guests_have_no_reports(candidates: &mut [Candidate], graph: &Graph<'_>) {
+    let directory = graph.directory;
+    let becoming_guests: Vec<usize> = (0..candidates.len())
+        .filter(|&index| {
+            let Some(record) = graph.staying(candidates, index) else {
+                return false;
+            };
+            let existing = directory.by_external_id(&record.external_id);
+            record.role == Some(Role::Guest)
+                && existing.is_some_and(|user| role_of(user) != Role::Guest)
+        })
+        .collect();
+    if becoming_guests.is_empty() {
+        return;
+    }
+    let mut reports: HashMap<&str, Vec<&str>> = HashMap::new();
+    for user in &directory.users {
+        let (Some(manager_id), Some(external_id)) = (&user.manager_id, &user.external_id) else {
+            continue;
+        };
+        let stays = matches!(
+            state_of(user),
+            UserState::Active | UserState::PendingArchive
+        );
+        let repointed = graph.push.get(external_id).is_some_and(|&index| {
+            candidates[index]
+                .record
+                .as_ref()
+                .is_some_and(|record| !matches!(record.manager_external_id, Patch::Keep))
+        });
+        if stays && !repointed {
+            reports
+                .entry(manager_id.as_str())
+                .or_default()
+                .push(external_id.as_str());
+        }
+    }
+    let mut issues = Vec::new();
+    for index in becoming_guests {
+        let Some(record) = &candidates[index].record else {
+            continue;
+        };
+        let Some(user) = directory.by_external_id(&record.external_id) else {
+            continue;
+        };
+        let Some(theirs) = reports.get(user.id.as_str()) else {
+            continue;
+        };
+        let mut named: Vec<String> = theirs.iter().take(5).map(|id| format!("{id:?}")).collect();
+        if theirs.len() > 5 {
+            named.push(format!("and {} more", theirs.len() - 5));
+        }
+        issues.push((
+            index,
+            Issue::new(
+                IssueCode::GUEST_USERS_CANNOT_BE_APPROVERS,
+                "role",
+                format!(
+                    "The user would become a guest but still manages {} in the directory, and guests cannot approve trips.",
+                    named.join(", ")
+                ),
+            ),
+        ));
+    }
+    for (index, issue) in issues {
+        candidates[index].report(issue);
+    }
+}
+
 /// Finds loops in the manager chain (each person has at most one manager, so a walk up the
 /// chain either ends or comes back to a person already on it).
 fn check_cycles(candidates: &mut [Candidate], graph: &Graph<'_>) {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        OnPath,
-        Done,
-    }
-    let mut marks: HashMap<String, Mark> = HashMap::with_capacity(candidates.len());
-    let mut loops: Vec<Vec<String>> = Vec::new();
+    const UNSEEN: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut marks = vec![UNSEEN; candidates.len() + graph.directory.users.len()];
+    let mut loops: Vec<Vec<usize>> = Vec::new();
+    let mut path: Vec<usize> = Vec::new();
     for start in 0..candidates.len() {
-        let Some(record) = graph.staying(candidates, start) else {
+        if graph.staying(candidates, start).is_none() || marks[start] != UNSEEN {
             continue;
-        };
-        let mut path: Vec<String> = Vec::new();
-        let mut current = Some(record.external_id.clone());
-        while let Some(id) = current {
-            match marks.get(&id) {
-                Some(Mark::Done) => break,
-                Some(Mark::OnPath) => {
-                    if let Some(from) = path.iter().position(|p| *p == id) {
+        }
+        path.clear();
+        let mut current = Some(start);
+        while let Some(node) = current {
+            match marks[node] {
+                DONE => break,
+                ON_PATH => {
+                    if let Some(from) = path.iter().position(|&p| p == node) {
                         loops.push(path[from..].to_vec());
                     }
                     break;
                 }
-                None => {
-                    marks.insert(id.clone(), Mark::OnPath);
-                    current = graph.next(candidates, &id);
-                    path.push(id);
+                _ => {
+                    marks[node] = ON_PATH;
+                    path.push(node);
+                    current = graph.next(candidates, node);
                 }
             }
         }
-        for id in path {
-            marks.insert(id, Mark::Done);
+        for &node in &path {
+            marks[node] = DONE;
         }
     }
     for members in loops {
@@ -161,20 +255,23 @@ fn check_cycles(candidates: &mut [Candidate], graph: &Graph<'_>) {
         if members.len() < 2 {
             continue;
         }
-        let mut chain: Vec<&str> = members.iter().map(String::as_str).take(10).collect();
+        let mut chain: Vec<&str> = members
+            .iter()
+            .take(10)
+            .map(|&node| graph.external_id(candidates, node))
+            .collect();
         if members.len() > 10 {
             chain.push("…");
         }
-        chain.push(&members[0]);
+        chain.push(graph.external_id(candidates, members[0]));
         let message = format!("The manager chain loops: {}.", chain.join(" → "));
-        for id in &members {
-            if let Some(&index) = graph.push.get(id) {
-                candidates[index].report(Issue::new(
-                    IssueCode::MANAGER_CYCLE,
-                    "manager_external_id",
-                    message.clone(),
-                ));
-            }
+        let records = candidates.len();
+        for &node in members.iter().filter(|&&node| node < records) {
+            candidates[node].report(Issue::new(
+                IssueCode::MANAGER_CYCLE,
+                "manager_external_id",
+                message.clone(),
+            ));
         }
     }
 }
@@ -191,18 +288,21 @@ fn manager_first_order(candidates: &[Candidate], graph: &Graph<'_>) -> Vec<usize
         let mut base = 0;
         loop {
             let last = path[path.len() - 1];
-            let manager = graph
-                .staying(candidates, last)
+            // Leaving records too: their manager is still written, so it must exist first.
+            let manager = candidates[last]
+                .record
+                .as_ref()
                 .and_then(|record| graph.manager_of(record));
             let up = manager
-                .and_then(|id| graph.push.get(&id).copied())
+                .and_then(|id| graph.push.get(id).copied())
                 .filter(|&index| candidates[index].record.is_some() && index != last);
             match up {
                 Some(index) if depth[index].is_some() => {
                     base = depth[index].unwrap_or(0) + 1;
                     break;
                 }
-                // No loop is left among applicable records (check_cycles ran), but stay safe.
+                // Loops among staying records are gone (check_cycles ran); a leaving record
+                // may still close one, which ends the walk.
                 Some(index) if !path.contains(&index) => path.push(index),
                 _ => break,
             }
@@ -229,7 +329,7 @@ fn check_manager(candidates: &mut [Candidate], index: usize, graph: &Graph<'_>) 
     if manager == record.external_id {
         return;
     }
-    let issue = match graph.push.get(&manager).copied() {
+    let issue = match graph.push.get(manager).copied() {
         Some(at) => {
             let theirs = &candidates[at];
             match (&theirs.record, theirs.first_error()) {
@@ -242,7 +342,7 @@ fn check_manager(candidates: &mut [Candidate], index: usize, graph: &Graph<'_>) 
                     ))
                 }
                 (Some(theirs_record), _) if theirs_record.is_leaving(graph.today) => {
-                    Some(match graph.directory.by_external_id(&manager) {
+                    Some(match graph.directory.by_external_id(manager) {
                         Some(_) => Issue::new(
                             IssueCode::MANAGER_IS_ARCHIVED,
                             "manager_external_id",
@@ -256,19 +356,19 @@ fn check_manager(candidates: &mut [Candidate], index: usize, graph: &Graph<'_>) 
                     })
                 }
                 (Some(theirs_record), _) => {
-                    let existing = graph.directory.by_external_id(&manager);
+                    let existing = graph.directory.by_external_id(manager);
                     let role = theirs_record.role.or(existing.map(role_of)).unwrap_or(Role::Member);
-                    (role == Role::Guest).then(|| guest_issue(&manager))
+                    (role == Role::Guest).then(|| guest_issue(manager))
                 }
             }
         }
-        None => match graph.directory.by_external_id(&manager) {
+        None => match graph.directory.by_external_id(manager) {
             None => Some(Issue::new(
                 IssueCode::MANAGER_DOES_NOT_EXIST,
                 "manager_external_id",
                 format!("The manager {manager:?} is neither in this push nor in the directory."),
             )),
-            Some(user) if role_of(user) == Role::Guest => Some(guest_issue(&manager)),
+            Some(user) if role_of(user) == Role::Guest => Some(guest_issue(manager)),
             Some(user) => {
                 let gone = match state_of(user) {
                     UserState::Archived => Some("is archived"),

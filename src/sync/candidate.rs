@@ -69,6 +69,8 @@ pub struct Record {
     pub teams: Option<Vec<String>>,
     /// Custom fields to set (`Some`) or clear (`None`); keys the record does not name are kept.
     pub custom_fields: BTreeMap<String, Option<Value>>,
+    /// A hash of all the above: two records with the same fingerprint apply the same way.
+    pub fingerprint: String,
 }
 
 /// The values of a record as the HR tool sent them, to name the person in the report even
@@ -118,6 +120,42 @@ impl Candidate {
 }
 
 impl Record {
+    /// Hashes every field in a fixed order with separators (xxh3, 128 bits), so that a record
+    /// pushed again unchanged is recognised without comparing it field by field.
+    pub fn compute_fingerprint(&self) -> String {
+        use std::fmt::Write as _;
+        fn patch<T: std::fmt::Display>(out: &mut String, patch: &Patch<T>) {
+            let _ = match patch {
+                Patch::Keep => write!(out, "\u{1}k"),
+                Patch::Clear => write!(out, "\u{1}c"),
+                Patch::Set(value) => write!(out, "\u{1}s{value}"),
+            };
+        }
+        let mut out = String::with_capacity(256);
+        let _ = write!(
+            out,
+            "v1\u{1}{}\u{1}{}\u{1}{}\u{1}{}",
+            self.external_id, self.email, self.first_name, self.last_name
+        );
+        patch(&mut out, &self.username);
+        patch(&mut out, &self.start_date);
+        patch(&mut out, &self.end_date);
+        patch(&mut out, &self.date_of_birth);
+        patch(&mut out, &self.gender);
+        patch(&mut out, &self.phone);
+        patch(&mut out, &self.manager_external_id);
+        let _ = write!(
+            out,
+            "\u{1}{:?}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{:?}",
+            self.role,
+            self.approval_process,
+            self.employment_status,
+            self.teams,
+            self.custom_fields
+        );
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(out.as_bytes()))
+    }
+
     /// True when the record offboards the person (or never onboards them): terminated,
     /// rescinded, or past their end date. Such a record needs no approver.
     pub fn is_leaving(&self, today: chrono::NaiveDate) -> bool {

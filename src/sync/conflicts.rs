@@ -43,7 +43,7 @@ pub fn check_email_owners(candidates: &mut [Candidate], directory: &Directory) {
     }
 }
 
-fn describe_owner(owner: &crate::store::models::UserRow) -> String {
+fn describe_owner(owner: &crate::store::models::DirectoryEntry) -> String {
     let external = match &owner.external_id {
         Some(id) => format!("external id {id:?}"),
         None => "no external id".to_owned(),

@@ -1,7 +1,7 @@
 //! Records of one push that share an external id or an e-mail address. None of them is
 //! applied: there is no way to know which one is right.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use crate::catalogue::IssueCode;
 use crate::sync::candidate::{Candidate, Issue};

@@ -5,15 +5,21 @@ use chrono::Utc;
 
 use crate::config::TestHooks;
 use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
-use crate::store::models::RunRow;
+use ahash::AHashMap as HashMap;
+
+use crate::store::models::{RunRow, UserRow};
 use crate::store::runs::log_line;
-use crate::store::{now, organizations, runs, teams, users, write_transaction, DbConn};
-use crate::sync::apply::DatabaseSink;
+use crate::store::{
+    begin_bulk_write, end_bulk_write, now, organizations, runs, teams, users, write_transaction,
+    DbConn,
+};
+
+use crate::sync::apply::plan_and_write;
 use crate::sync::approval::check_approval_flow;
 use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::Directory;
 use crate::sync::duplicates::mark_duplicates;
-use crate::sync::plan::{plan, PlanContext, Totals};
+use crate::sync::plan::{needs_full_row, plan, PlanContext, Totals};
 use crate::sync::push::{read_json_records, ReadRecords};
 use crate::sync::validate::Rules;
 
@@ -76,15 +82,30 @@ pub fn process_run(
         })
         .collect();
 
+    begin_bulk_write(conn)?;
     let applied = write_transaction(conn, |conn| -> anyhow::Result<(Totals, RunStatus)> {
         let directory = Directory::new(
-            users::load_all(conn, &run.organization_id)?,
+            users::load_directory(conn, &run.organization_id)?,
             teams::load_all(conn, &run.organization_id)?,
         );
         phases.mark("load_directory");
         check_email_owners(&mut candidates, &directory);
         let order = check_approval_flow(&mut candidates, &directory, mode, today);
         phases.mark("directory_and_approval_checks");
+        let changing: Vec<String> = order
+            .iter()
+            .filter_map(|&index| candidates[index].record.as_ref())
+            .filter_map(|record| {
+                let existing = directory.by_external_id(&record.external_id)?;
+                needs_full_row(record, existing, today).then(|| existing.id.clone())
+            })
+            .collect();
+        let full_rows: HashMap<String, UserRow> =
+            users::load_by_ids(conn, &run.organization_id, &changing)?
+                .into_iter()
+                .map(|row| (row.id.clone(), row))
+                .collect();
+        phases.mark("load_changing_users");
         let now = now();
         let context = PlanContext {
             organization_id: &run.organization_id,
@@ -92,10 +113,17 @@ pub fn process_run(
             today,
             now: &now,
             directory: &directory,
+            full_rows: &full_rows,
         };
-        let mut sink = DatabaseSink::new(conn, &run.id, run.dry_run, hooks);
-        let totals = plan(&candidates, &order, &context, &mut sink)?;
-        sink.flush()?;
+        let totals = plan_and_write(
+            conn,
+            &run.organization_id,
+            &run.id,
+            &now,
+            run.dry_run,
+            hooks,
+            |sink| plan(&candidates, &order, &context, sink),
+        )?;
         phases.mark("plan_and_write");
         let status = if totals.issues.errors > 0 {
             RunStatus::SucceededWithErrors
@@ -107,6 +135,7 @@ pub fn process_run(
         Ok((totals, status))
     });
     phases.mark("commit");
+    end_bulk_write(conn)?;
 
     match applied {
         Ok((totals, status)) => {

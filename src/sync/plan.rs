@@ -4,7 +4,9 @@
 //! vector in tests) instead of building the whole plan in memory: a run of 100,000 people
 //! produces hundreds of thousands of report lines.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -15,7 +17,7 @@ use crate::domain::{
     search_fold, ApprovalProcess, EntityKind, IssueTotals, Role, RunCounts, Severity, SyncMode,
     UpdateAction, UserState,
 };
-use crate::store::models::{TeamRow, UserRow};
+use crate::store::models::{DirectoryEntry, TeamRow, UserRow};
 use crate::store::new_id;
 use crate::sync::candidate::{Candidate, Issue, Patch, Record, Shown};
 use crate::sync::directory::{state_of, Directory};
@@ -49,6 +51,9 @@ pub trait Sink {
     fn create_team(&mut self, team: TeamRow) -> Result<(), Self::Error>;
     fn create_user(&mut self, user: UserRow) -> Result<(), Self::Error>;
     fn update_user(&mut self, user: UserRow) -> Result<(), Self::Error>;
+    /// Moves a user to another state without touching the rest of the row (offboarding of a
+    /// user the push does not mention).
+    fn set_state(&mut self, user_id: &str, state: UserState) -> Result<(), Self::Error>;
     fn event(&mut self, event: Event) -> Result<(), Self::Error>;
 }
 
@@ -60,6 +65,23 @@ pub struct PlanContext<'a> {
     /// The run's timestamp, stored form.
     pub now: &'a str,
     pub directory: &'a Directory,
+    /// Full rows of the users for which [`needs_full_row`] said yes, by id.
+    pub full_rows: &'a HashMap<String, UserRow>,
+}
+
+/// False when the record is the one last applied to the user and the user is in the state
+/// the record asks for: nothing can change, and the planner does not need the full row.
+pub fn needs_full_row(record: &Record, existing: &DirectoryEntry, today: NaiveDate) -> bool {
+    !is_known_unchanged(record, existing, today)
+}
+
+fn is_known_unchanged(record: &Record, existing: &DirectoryEntry, today: NaiveDate) -> bool {
+    let same_record = existing.source_hash.as_deref() == Some(record.fingerprint.as_str());
+    let settled = matches!(
+        (record.is_leaving(today), state_of(existing)),
+        (false, UserState::Active) | (true, UserState::Archived)
+    );
+    same_record && settled
 }
 
 /// The totals of a planned run.
@@ -247,8 +269,18 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             return self.create(candidate, record);
         };
 
+        if is_known_unchanged(record, existing, self.context.today) {
+            self.totals.counts.unchanged += 1;
+            return self.finish_record(candidate, None, &existing.id);
+        }
+        let Some(full) = self.context.full_rows.get(&existing.id) else {
+            // The engine loads every row needs_full_row asks for, in the same transaction.
+            tracing::error!(user_id = %existing.id, "full row missing; the user is left as it is");
+            self.totals.counts.unchanged += 1;
+            return self.finish_record(candidate, None, &existing.id);
+        };
         let mut changes = Vec::new();
-        let mut user = self.updated_user(existing, record, &mut changes)?;
+        let mut user = self.updated_user(full, record, &mut changes)?;
         let (manager_change, teams_change) = split_relationship_changes(&mut changes);
         let before = state_of(existing);
         let mut trips_warning = None;
@@ -306,19 +338,29 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             }
         } else {
             self.totals.counts.unchanged += 1;
+            if full.source_hash != user.source_hash {
+                // Same values, but the record's fingerprint is new (first sync after an
+                // upgrade, say): remember it, so that the next identical push is a fast one.
+                self.sink.update_user(user)?;
+            }
         }
+        self.finish_record(candidate, trips_warning, &existing.id)
+    }
+
+    /// Reports a record's own issues (and the offboarding warning), and counts its warnings.
+    fn finish_record(
+        &mut self,
+        candidate: &Candidate,
+        trips_warning: Option<Issue>,
+        user_id: &str,
+    ) -> Result<(), S::Error> {
         let mut issues = candidate.issues.clone();
         issues.extend(trips_warning);
         if issues.iter().any(|i| i.severity() == Severity::Warning) {
             self.totals.counts.warnings += 1;
         }
         for issue in issues {
-            self.issue(
-                issue,
-                Some(candidate.row),
-                &candidate.shown,
-                Some(&existing.id),
-            )?;
+            self.issue(issue, Some(candidate.row), &candidate.shown, Some(user_id))?;
         }
         Ok(())
     }
@@ -353,6 +395,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             phone: None,
             custom_fields: "{}".to_owned(),
             upcoming_trips: 0,
+            source_hash: None,
             search_key: String::new(),
             created_at: context.now.to_owned(),
             updated_at: context.now.to_owned(),
@@ -360,9 +403,12 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         };
         let mut changes = Vec::new();
         let user = self.updated_user(&blank, record, &mut changes)?;
-        let (manager_change, teams_change) = split_relationship_changes(&mut changes);
-        // A new user's report shows the values it was created with, plus role and approval.
-        changes.retain(|c| !c.new.is_null());
+        // One line per new user, with every value it was created with (manager and teams
+        // included): MANAGER_ASSIGNED and TEAM_ASSIGNED report changes of existing users.
+        changes.retain(|c| !c.new.is_null() && c.new != Value::Array(Vec::new()));
+        for change in &mut changes {
+            change.old = Value::Null;
+        }
         changes.push(Change {
             field: "role",
             old: Value::Null,
@@ -378,12 +424,6 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         self.totals.counts.created += 1;
         self.sink.create_user(user)?;
         self.update(UpdateAction::UserCreated, changes, candidate, &id)?;
-        if let Some(change) = manager_change {
-            self.update(UpdateAction::ManagerAssigned, vec![change], candidate, &id)?;
-        }
-        if let Some(change) = teams_change {
-            self.update(UpdateAction::TeamAssigned, vec![change], candidate, &id)?;
-        }
         if candidate
             .issues
             .iter()
@@ -490,13 +530,20 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             self.apply_teams(&mut user, teams, changes)?;
         }
         apply_custom_fields(&mut user, &record.custom_fields, changes);
-        user.search_key = search_fold(&format!(
-            "{} {} {} {}",
-            user.first_name,
-            user.last_name,
-            user.email,
-            user.external_id.as_deref().unwrap_or("")
-        ));
+        let named_differently = user.first_name != existing.first_name
+            || user.last_name != existing.last_name
+            || user.email != existing.email
+            || user.search_key.is_empty();
+        if named_differently {
+            user.search_key = search_fold(&format!(
+                "{} {} {} {}",
+                user.first_name,
+                user.last_name,
+                user.email,
+                user.external_id.as_deref().unwrap_or("")
+            ));
+        }
+        user.source_hash = Some(record.fingerprint.clone());
         Ok(user)
     }
 
@@ -549,14 +596,15 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             names.push(canonical);
         }
         names.sort_by_key(|name| name.to_lowercase());
-        let old: Vec<String> = serde_json::from_str(&user.teams).unwrap_or_default();
-        if old != names {
+        let stored = serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned());
+        if stored != user.teams {
+            let old: Vec<String> = serde_json::from_str(&user.teams).unwrap_or_default();
             changes.push(Change {
                 field: "teams",
                 old: old.into(),
-                new: names.clone().into(),
+                new: names.into(),
             });
-            user.teams = serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned());
+            user.teams = stored;
         }
         Ok(())
     }
@@ -622,12 +670,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
                 UserState::Archived
             };
             if after != before {
-                let mut user = existing.clone();
-                user.state = after.as_str().to_owned();
-                user.updated_at = self.context.now.to_owned();
-                user.archived_at =
-                    (after == UserState::Archived).then(|| self.context.now.to_owned());
-                self.sink.update_user(user)?;
+                self.sink.set_state(&existing.id, after)?;
                 let action = match after {
                     UserState::Archived => {
                         self.totals.counts.archived += 1;

@@ -199,24 +199,29 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
             Some(first_name),
             Some(last_name),
             Some(employment_status),
-        ) => Some(Record {
-            external_id: external_id.clone(),
-            email,
-            first_name,
-            last_name,
-            username,
-            start_date,
-            end_date,
-            date_of_birth,
-            gender,
-            phone,
-            manager_external_id,
-            role,
-            approval_process,
-            employment_status,
-            teams,
-            custom_fields,
-        }),
+        ) => {
+            let mut record = Record {
+                external_id: external_id.clone(),
+                email,
+                first_name,
+                last_name,
+                username,
+                start_date,
+                end_date,
+                date_of_birth,
+                gender,
+                phone,
+                manager_external_id,
+                role,
+                approval_process,
+                employment_status,
+                teams,
+                custom_fields,
+                fingerprint: String::new(),
+            };
+            record.fingerprint = record.compute_fingerprint();
+            Some(record)
+        }
         _ => None,
     };
     Candidate {

@@ -38,6 +38,8 @@ CREATE TABLE users (
     phone              TEXT,
     custom_fields      TEXT NOT NULL,
     upcoming_trips     INTEGER NOT NULL,
+    -- Fingerprint of the HR record last applied: an identical record needs no diff.
+    source_hash        TEXT,
     search_key         TEXT NOT NULL,
     created_at         TEXT NOT NULL,
     updated_at         TEXT NOT NULL,

@@ -16,8 +16,9 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (organization_id, idempotency_key)
 );
 
+-- Clustered by organization: a run reads its organization's directory as one range.
 CREATE TABLE users (
-    id                 TEXT PRIMARY KEY NOT NULL,
+    id                 TEXT NOT NULL,
     organization_id    TEXT NOT NULL REFERENCES organizations (id),
     external_id        TEXT,
     email              TEXT NOT NULL,
@@ -29,7 +30,7 @@ CREATE TABLE users (
     role               TEXT NOT NULL,
     approval_process   TEXT NOT NULL,
     employment_status  TEXT NOT NULL,
-    manager_id         TEXT REFERENCES users (id),
+    manager_id         TEXT,
     teams              TEXT NOT NULL,
     start_date         TEXT,
     end_date           TEXT,
@@ -38,11 +39,16 @@ CREATE TABLE users (
     phone              TEXT,
     custom_fields      TEXT NOT NULL,
     upcoming_trips     INTEGER NOT NULL,
+    -- Fingerprint of the HR record last applied: an identical record needs no diff.
+    source_hash        TEXT,
     search_key         TEXT NOT NULL,
     created_at         TEXT NOT NULL,
     updated_at         TEXT NOT NULL,
-    archived_at        TEXT
-);
+    archived_at        TEXT,
+    PRIMARY KEY (organization_id, id),
+    -- A manager is a user of the same organization (not checked while manager_id is NULL).
+    FOREIGN KEY (organization_id, manager_id) REFERENCES users (organization_id, id)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX users_by_external_id ON users (organization_id, external_id);
 CREATE UNIQUE INDEX users_by_email ON users (organization_id, email_key);
 
@@ -76,4 +82,4 @@ CREATE TABLE sync_events (
     team         TEXT,
     search_key   TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
-);
+) WITHOUT ROWID;
