@@ -69,6 +69,7 @@ where
                 .service(syncs::push)
                 .service(syncs::list)
                 .service(syncs::get)
+                .service(syncs::retry)
                 .service(events::list)
                 .service(error_codes::list)
                 .service(error_codes::get)

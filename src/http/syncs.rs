@@ -403,6 +403,49 @@ pub async fn get(
     Ok(web::Json(RunView::from(run)))
 }
 
+/// Run a stored push again
+///
+/// Queues a new run of the same push (body, mode, source, dry-run flag) against the directory
+/// as it is now, e.g. after fixing the issues a run reported. The new run names the original
+/// in `retry_of`.
+#[utoipa::path(
+    tag = "syncs",
+    params(("id" = String, Path, description = "The run to run again.")),
+    responses(
+        (status = 202, description = "The new run is queued.", body = RunView,
+            headers(("Location" = String, description = "The new run's URL"))),
+        (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the sync:write scope.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The run has not finished yet.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/syncs/{id}/retry")]
+pub async fn retry(
+    caller: WriteAccess,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let pool = state.pool.clone();
+    let run = web::block(move || -> Result<RunRow, AppError> {
+        let mut conn = pool.get()?;
+        let original = find_run(&mut conn, &caller.organization_id, &id)?;
+        let status = RunStatus::from_stored(&original.status).unwrap_or(RunStatus::Failed);
+        if !status.is_final() {
+            return Err(AppError::Conflict(format!(
+                "The run {id} is {status}; retry it once it has finished."
+            )));
+        }
+        Ok(runs::retry(&mut conn, &original)?)
+    })
+    .await??;
+    state.waker.wake();
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/v1/syncs/{}", run.id)))
+        .json(RunView::from(run)))
+}
+
 /// The run of the organization, or a 404 that does not tell whether it exists elsewhere.
 pub fn find_run(
     conn: &mut crate::store::DbConn,

@@ -129,6 +129,40 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
     Ok(Stored::Created(run))
 }
 
+/// Queues a new run of a stored push: same body, mode, source and dry-run flag, against the
+/// directory as it is now. The payload is copied inside the database, not through memory.
+pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
+    write_transaction(conn, |conn| {
+        let run = RunRow {
+            id: new_id(),
+            status: RunStatus::Pending.as_str().to_owned(),
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            progress_processed: 0,
+            summary: None,
+            logs: "[]".to_owned(),
+            retry_of: Some(original.id.clone()),
+            ..original.clone()
+        };
+        diesel::insert_into(sync_runs::table)
+            .values(&run)
+            .execute(conn)?;
+        let copied = sync_payloads::table
+            .filter(sync_payloads::run_id.eq(&original.id))
+            .select((
+                run.id.as_str().into_sql::<diesel::sql_types::Text>(),
+                sync_payloads::body,
+            ));
+        diesel::insert_into(sync_payloads::table)
+            .values(copied)
+            .into_columns((sync_payloads::run_id, sync_payloads::body))
+            .execute(conn)?;
+        Ok(run)
+    })
+}
+
 /// The run, if it belongs to the organization.
 pub fn find(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<Option<RunRow>> {
     sync_runs::table

@@ -1,6 +1,7 @@
 //! Black-box tests over HTTP against the real server, each on its own fresh SQLite file.
 
 mod auth;
+mod cli;
 mod error_codes;
 mod errors;
 mod health;

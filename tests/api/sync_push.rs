@@ -451,3 +451,48 @@ fn runs_of_an_organization_are_applied_one_at_a_time_in_arrival_order() {
     assert!(finished[1]["finished_at"].as_str() <= finished[2]["started_at"].as_str());
     assert_eq!(app.users("")[0]["last_name"], "Charlie");
 }
+
+#[test]
+fn retry_runs_the_stored_push_again_against_todays_directory() {
+    let app = spawn_app();
+    let first = app.sync(
+        "incremental",
+        json!([
+            person("E1"),
+            with(person("E2"), json!({"manager_external_id": "E9"}))
+        ]),
+    );
+    assert_eq!(first["counts"]["created"], 1);
+    assert_eq!(first["counts"]["skipped"], 1);
+    app.sync("incremental", json!([person("E9")]));
+
+    let first_id = first["id"].as_str().unwrap();
+    let response = app.post_json(&format!("/v1/syncs/{first_id}/retry"), &json!({}));
+    assert_eq!(response.status().as_u16(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let retried: Value = response.json().unwrap();
+    assert_eq!(
+        location,
+        format!("/v1/syncs/{}", retried["id"].as_str().unwrap())
+    );
+    assert_eq!(retried["retry_of"], first["id"]);
+    assert_eq!(retried["mode"], "incremental");
+    assert_eq!(retried["records"], 2);
+
+    let retried = app.wait_for_run(retried["id"].as_str().unwrap());
+    assert_eq!(retried["status"], "succeeded", "{retried}");
+    assert_eq!(retried["counts"]["created"], 1, "E2 now has its manager");
+    assert_eq!(retried["counts"]["unchanged"], 1);
+}
+
+#[test]
+fn retry_needs_a_write_token_and_an_existing_run_of_the_organization() {
+    let app = spawn_app();
+    let run = app.sync("incremental", json!([person("E1")]));
+    let path = format!("/v1/syncs/{}/retry", run["id"].as_str().unwrap());
+    let reader = app.token("sync:read");
+    assert_problem(app.post_json_as(&reader, &path, &json!({})), 403);
+    let (_, other) = app.other_organization();
+    assert_problem(app.post_json_as(&other, &path, &json!({})), 404);
+    assert_problem(app.post_json("/v1/syncs/nope/retry", &json!({})), 404);
+}

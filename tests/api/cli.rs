@@ -1,0 +1,186 @@
+//! The command line, run as the real binary on a fresh database file.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn hris_sync(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_hris-sync"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("HRIS_SYNC_BIND")
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn org_and_token_commands_work_on_a_fresh_file_and_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+
+    let (ok, stdout, stderr) = hris_sync(&url, &["org", "create", "acme"]);
+    assert!(ok, "{stderr}");
+    let org = json(&stdout);
+    let org_id = org["organization_id"].as_str().unwrap().to_owned();
+    assert!(org["token"].as_str().unwrap().starts_with("hsk_"));
+
+    let (ok, stdout, stderr) = hris_sync(
+        &url,
+        &[
+            "token",
+            "create",
+            "--org",
+            &org_id,
+            "--scope",
+            "sync:write",
+            "--name",
+            "bamboohr",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let token = json(&stdout);
+    assert_eq!(token["organization_id"], org_id.as_str());
+    assert_eq!(token["scope"], "sync:write");
+    let token_id = token["token_id"].as_str().unwrap().to_owned();
+
+    let (ok, stdout, _) = hris_sync(&url, &["token", "list", "--org", &org_id]);
+    assert!(ok);
+    let listed = json(&stdout);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "bamboohr"]);
+    assert!(
+        !stdout.contains(token["token"].as_str().unwrap()),
+        "secrets are never listed"
+    );
+
+    let (ok, stdout, _) = hris_sync(&url, &["token", "revoke", &token_id]);
+    assert!(ok);
+    assert!(json(&stdout)["revoked_at"].is_string());
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message_and_a_non_zero_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, _, stderr) = hris_sync(
+        &url,
+        &["token", "create", "--org", "nope", "--scope", "admin"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("no organization"), "{stderr}");
+    let (ok, _, stderr) = hris_sync(&url, &["token", "create", "--org", "x", "--scope", "root"]);
+    assert!(!ok);
+    assert!(stderr.contains("sync:read"), "{stderr}");
+    let (ok, _, stderr) = hris_sync("mysql://db/hris", &["migrate"]);
+    assert!(!ok);
+    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+}
+
+#[test]
+fn migrate_and_openapi_commands_print_what_they_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, stdout, _) = hris_sync(&url, &["migrate"]);
+    assert!(ok);
+    assert_eq!(json(&stdout)["migrated"], true);
+    let (ok, stdout, _) = hris_sync(&url, &["openapi"]);
+    assert!(ok);
+    assert_eq!(json(&stdout)["openapi"], "3.1.0");
+    let (ok, stdout, _) = hris_sync(&url, &["--help"]);
+    assert!(ok);
+    for command in ["serve", "migrate", "org", "token", "openapi"] {
+        assert!(
+            stdout.contains(command),
+            "{command} missing from --help: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn serve_on_an_empty_database_prints_the_admin_token_once_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("serve.db").display());
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_hris-sync"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &url])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the binary starts")
+    };
+    let mut server = start();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("Swagger UI:") {
+            break;
+        }
+    }
+    assert!(
+        printed.contains("Created the organization \"default\""),
+        "{printed}"
+    );
+    let token = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("hsk_"))
+        .expect("a token");
+    assert!(
+        printed.contains(&format!("curl -H \"Authorization: Bearer {token}\"")),
+        "{printed}"
+    );
+    assert!(printed.contains("/swagger-ui/"), "{printed}");
+
+    // Signals are handled once the server runs, which /healthz answering shows.
+    let base = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .and_then(|url| url.split("/v1").next())
+        .expect("a URL")
+        .to_owned();
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    assert!(exit.success(), "a SIGTERM stop is a clean exit: {exit:?}");
+
+    // The second start finds the organization and prints no token.
+    let mut again = start();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    Command::new("kill")
+        .args(["-TERM", &again.id().to_string()])
+        .status()
+        .unwrap();
+    again.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut again.stdout.take().unwrap(), &mut rest).unwrap();
+    assert!(!rest.contains("hsk_"), "{rest}");
+}
