@@ -53,7 +53,9 @@ pub struct RunRow {
 #[diesel(table_name = sync_payloads)]
 pub struct PayloadRow {
     pub run_id: String,
-    pub body: String,
+    /// The push's body, LZ4-compressed (JSON shrinks about sevenfold, and so does the write
+    /// that makes a push durable).
+    pub body_lz4: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]

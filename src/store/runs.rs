@@ -6,7 +6,10 @@ use diesel::prelude::*;
 use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
 use crate::store::models::{PayloadRow, RunRow};
 use crate::store::schema::{idempotency_keys, sync_payloads, sync_runs};
-use crate::store::{is_unique_violation, new_id, now, timestamp, write_transaction, DbConn};
+use crate::store::{
+    durable_write_transaction, is_unique_violation, new_id, now, timestamp, write_transaction,
+    DbConn,
+};
 
 /// How long an Idempotency-Key is remembered.
 pub const IDEMPOTENCY_KEY_TTL_HOURS: i64 = 24;
@@ -44,11 +47,11 @@ pub enum Stored {
 
 /// Stores the run and its payload durably, or finds the run an Idempotency-Key already made.
 pub fn insert(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Stored> {
-    match write_transaction(conn, |conn| insert_in_transaction(conn, new)) {
+    match durable_write_transaction(conn, |conn| insert_in_transaction(conn, new)) {
         // Another instance stored the same key between our check and our insert (PostgreSQL):
         // its transaction has committed, so the key now resolves.
         Err(error) if new.idempotency.is_some() && is_unique_violation(&error) => {
-            write_transaction(conn, |conn| insert_in_transaction(conn, new))
+            durable_write_transaction(conn, |conn| insert_in_transaction(conn, new))
         }
         other => other,
     }
@@ -112,7 +115,7 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
     diesel::insert_into(sync_payloads::table)
         .values(&PayloadRow {
             run_id: run.id.clone(),
-            body: new.body.to_owned(),
+            body_lz4: lz4_flex::compress_prepend_size(new.body.as_bytes()),
         })
         .execute(conn)?;
     if let Some(idempotency) = &new.idempotency {
@@ -132,7 +135,7 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
 /// Queues a new run of a stored push: same body, mode, source and dry-run flag, against the
 /// directory as it is now. The payload is copied inside the database, not through memory.
 pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
-    write_transaction(conn, |conn| {
+    durable_write_transaction(conn, |conn| {
         let run = RunRow {
             id: new_id(),
             status: RunStatus::Pending.as_str().to_owned(),
@@ -153,11 +156,11 @@ pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
             .filter(sync_payloads::run_id.eq(&original.id))
             .select((
                 run.id.as_str().into_sql::<diesel::sql_types::Text>(),
-                sync_payloads::body,
+                sync_payloads::body_lz4,
             ));
         diesel::insert_into(sync_payloads::table)
             .values(copied)
-            .into_columns((sync_payloads::run_id, sync_payloads::body))
+            .into_columns((sync_payloads::run_id, sync_payloads::body_lz4))
             .execute(conn)?;
         Ok(run)
     })
@@ -224,10 +227,14 @@ pub fn list(
 }
 
 pub fn payload(conn: &mut DbConn, run_id: &str) -> QueryResult<String> {
-    sync_payloads::table
+    let compressed: Vec<u8> = sync_payloads::table
         .find(run_id)
-        .select(sync_payloads::body)
-        .first(conn)
+        .select(sync_payloads::body_lz4)
+        .first(conn)?;
+    let corrupt = |error: String| diesel::result::Error::DeserializationError(error.into());
+    let bytes =
+        lz4_flex::decompress_size_prepended(&compressed).map_err(|e| corrupt(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
 /// Takes the oldest pending run of an organization that has no run in progress, and marks it

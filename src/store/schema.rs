@@ -47,7 +47,7 @@ diesel::table! {
 diesel::table! {
     sync_payloads (run_id) {
         run_id -> Text,
-        body -> Text,
+        body_lz4 -> Binary,
     }
 }
 

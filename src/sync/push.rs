@@ -38,8 +38,75 @@ struct EnvelopeShape<'a> {
     mode: Option<&'a RawValue>,
     #[serde(borrow, default)]
     dry_run: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    users: Option<&'a RawValue>,
+    #[serde(default)]
+    users: Option<UsersShape>,
+}
+
+/// `users` as the envelope check sees it, read in the same pass as the envelope: how many
+/// records, and which elements are not objects (the first few).
+enum UsersShape {
+    List {
+        count: usize,
+        not_objects: Vec<usize>,
+    },
+    NotAList,
+}
+
+impl<'de> Deserialize<'de> for UsersShape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<UsersShape, D::Error> {
+        deserializer.deserialize_any(UsersShapeVisitor)
+    }
+}
+
+struct UsersShapeVisitor;
+
+impl<'de> Visitor<'de> for UsersShapeVisitor {
+    type Value = UsersShape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of employee records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UsersShape, A::Error> {
+        let mut count = 0;
+        let mut not_objects = Vec::new();
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            if !raw.get().starts_with('{') && not_objects.len() < MAX_LISTED_ERRORS {
+                not_objects.push(count);
+            }
+            count += 1;
+        }
+        Ok(UsersShape::List { count, not_objects })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsersShape, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(UsersShape::NotAList)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<UsersShape, E> {
+        Ok(UsersShape::NotAList)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<UsersShape, E> {
+        Ok(UsersShape::NotAList)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<UsersShape, E> {
+        Ok(UsersShape::NotAList)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<UsersShape, E> {
+        Ok(UsersShape::NotAList)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<UsersShape, E> {
+        Ok(UsersShape::NotAList)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<UsersShape, E> {
+        Ok(UsersShape::NotAList)
+    }
 }
 
 /// Checks a JSON push: a JSON object with `users` a list of objects, `mode` `full` or
@@ -113,10 +180,7 @@ pub fn check_json_envelope(body: &str) -> Result<PushEnvelope, Vec<FieldError>> 
             false
         }
     };
-    let record_count = match shape
-        .users
-        .map(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()))
-    {
+    let record_count = match shape.users {
         None => {
             errors.push(FieldError::new(
                 "/users",
@@ -124,25 +188,21 @@ pub fn check_json_envelope(body: &str) -> Result<PushEnvelope, Vec<FieldError>> 
             ));
             0
         }
-        Some(Err(_)) => {
+        Some(UsersShape::NotAList) => {
             errors.push(FieldError::new(
                 "/users",
                 "must be a list of employee records (JSON objects)",
             ));
             0
         }
-        Some(Ok(records)) => {
-            let not_objects = records
-                .iter()
-                .enumerate()
-                .filter(|(_, raw)| !raw.get().starts_with('{'));
-            for (index, _) in not_objects.take(MAX_LISTED_ERRORS) {
+        Some(UsersShape::List { count, not_objects }) => {
+            for index in not_objects {
                 errors.push(FieldError::new(
                     format!("/users/{index}"),
                     "must be a JSON object",
                 ));
             }
-            records.len()
+            count
         }
     };
     if errors.is_empty() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::config::TestHooks;
 use crate::domain::{LogLevel, RunStatus};
 use crate::store::runs::{self, log_line};
-use crate::store::DbPool;
+use crate::store::{checkpoint, DbPool};
 use crate::sync::engine::process_run;
 
 enum Signal {
@@ -42,10 +42,11 @@ impl Worker {
         hooks: TestHooks,
     ) -> std::io::Result<Worker> {
         let (sender, receiver) = mpsc::channel();
+        let checkpoints = start_checkpointer(pool.clone())?;
         let thread = std::thread::Builder::new()
             .name("run-worker".into())
             .spawn(move || loop {
-                drain_queue(&pool, &hooks);
+                drain_queue(&pool, &hooks, &checkpoints);
                 match receiver.recv_timeout(poll_interval) {
                     Ok(Signal::Wake) | Err(RecvTimeoutError::Timeout) => continue,
                     Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
@@ -72,8 +73,29 @@ impl Worker {
     }
 }
 
+/// A thread that folds the WAL back into the database after each run, so that neither the
+/// next run nor the next push pays for it. It ends with the worker (its sender is dropped).
+fn start_checkpointer(pool: DbPool) -> std::io::Result<mpsc::Sender<()>> {
+    let (sender, requests) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("wal-checkpoint".into())
+        .spawn(move || {
+            while requests.recv().is_ok() {
+                while requests.try_recv().is_ok() {}
+                let done = pool
+                    .get()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|mut conn| Ok(checkpoint(&mut conn)?));
+                if let Err(error) = done {
+                    tracing::warn!(%error, "WAL checkpoint failed; SQLite retries at the next commit");
+                }
+            }
+        })?;
+    Ok(sender)
+}
+
 /// Processes pending runs until none is left.
-fn drain_queue(pool: &DbPool, hooks: &TestHooks) {
+fn drain_queue(pool: &DbPool, hooks: &TestHooks, checkpoints: &mpsc::Sender<()>) {
     loop {
         let mut conn = match pool.get() {
             Ok(conn) => conn,
@@ -95,6 +117,7 @@ fn drain_queue(pool: &DbPool, hooks: &TestHooks) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             process_run(&mut conn, &run, hooks)
         }));
+        let _ = checkpoints.send(());
         let failure = match outcome {
             Ok(Ok(_)) => continue,
             Ok(Err(error)) => format!("{error:#}"),

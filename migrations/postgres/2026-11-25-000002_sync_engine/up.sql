@@ -1,10 +1,10 @@
 -- What a push carries, the directory it keeps in step, and the report of each run.
 
--- The body of a push exactly as it was accepted, so that a run can be processed, resumed after a
--- crash and retried.
+-- The body of a push exactly as it was accepted (LZ4-compressed), so that a run can be
+-- processed, resumed after a crash and retried.
 CREATE TABLE sync_payloads (
-    run_id  TEXT PRIMARY KEY NOT NULL REFERENCES sync_runs (id),
-    body    TEXT NOT NULL
+    run_id    TEXT PRIMARY KEY NOT NULL REFERENCES sync_runs (id),
+    body_lz4  BYTEA NOT NULL
 );
 
 CREATE TABLE idempotency_keys (
