@@ -53,3 +53,7 @@ fn describe_owner(owner: &crate::store::models::DirectoryEntry) -> String {
         owner.first_name, owner.last_name, owner.id
     )
 }
+
+#[cfg(test)]
+#[path = "conflicts_tests.rs"]
+mod tests;

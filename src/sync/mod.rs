@@ -11,5 +11,7 @@ pub mod engine;
 pub mod plan;
 pub mod push;
 pub mod record;
+#[cfg(test)]
+mod test_fixtures;
 pub mod validate;
 pub mod worker;

@@ -790,3 +790,7 @@ fn text_value(text: &str) -> Value {
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
