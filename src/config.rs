@@ -15,6 +15,8 @@ pub struct Config {
     pub http_workers: Option<usize>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// Most records a push may carry (a 64 MiB body of real records holds about 200,000).
+    pub max_records_per_push: usize,
     /// How often the run worker looks for pending runs that another instance queued.
     pub worker_poll_interval: Duration,
     /// Print the bootstrap token to stdout when an empty database gets its first organization.
@@ -34,6 +36,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hris-sync.db";
 /// 100,000 records of a rich HR export weigh about 40 MB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_RECORDS_PER_PUSH: usize = 250_000;
 
 impl Config {
     pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Config {
@@ -43,6 +46,7 @@ impl Config {
             pool_size: 8,
             http_workers: None,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            max_records_per_push: DEFAULT_MAX_RECORDS_PER_PUSH,
             worker_poll_interval: Duration::from_secs(2),
             announce_bootstrap_token: true,
             test_hooks: TestHooks::default(),

@@ -201,6 +201,13 @@ impl From<diesel::result::Error> for AppError {
             diesel::result::Error::NotFound => {
                 AppError::NotFound("The resource does not exist.".into())
             }
+            // Two requests raced for the same unique value (an e-mail, say).
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AppError::Conflict(
+                "This conflicts with a resource that already exists (it may have just been created).".into(),
+            ),
             other => AppError::Internal(anyhow::Error::new(other).context("database query failed")),
         }
     }
@@ -208,7 +215,8 @@ impl From<diesel::result::Error> for AppError {
 
 impl From<crate::store::PoolError> for AppError {
     fn from(error: crate::store::PoolError) -> AppError {
-        AppError::Unavailable(format!("The database is unavailable: {error}"))
+        tracing::error!(%error, "no database connection");
+        AppError::Unavailable("The database is unavailable; try again shortly.".into())
     }
 }
 

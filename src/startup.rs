@@ -64,6 +64,7 @@ impl Application {
             waker: worker.waker(),
             metrics,
             body_limit: config.body_limit_bytes,
+            max_records: config.max_records_per_push,
         });
         let spec = http::openapi();
         let routes = web::Data::new(RouteTable::from_openapi(&spec));

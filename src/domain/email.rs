@@ -14,6 +14,11 @@ impl Email {
     /// domain (an address on a bare host name cannot receive mail from outside).
     pub fn parse(raw: &str) -> Result<Email, String> {
         let value = raw.trim();
+        if value.chars().count() > EMAIL_MAX_LENGTH {
+            return Err(format!(
+                "the address has more than {EMAIL_MAX_LENGTH} characters"
+            ));
+        }
         let domain = value
             .rsplit_once('@')
             .map(|(_, domain)| domain)

@@ -23,4 +23,4 @@ pub use run::{
 };
 pub use scope::Scope;
 pub use settings::{CustomFieldDefinition, CustomFieldType, ProvisioningSettings, RequirableField};
-pub use text::{check_search_text, check_text, search_fold, TextProblem};
+pub use text::{check_search_text, check_text, search_fold, search_key, TextProblem};

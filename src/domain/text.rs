@@ -79,6 +79,13 @@ mod fold_tests {
     }
 }
 
+/// The search key of a person (or a report line): the given parts — names, e-mail, external
+/// id, team — folded and joined, so that `q` finds any of them whatever the case and accents.
+pub fn search_key(parts: &[Option<&str>]) -> String {
+    let joined: Vec<&str> = parts.iter().flatten().copied().collect();
+    search_fold(&joined.join(" "))
+}
+
 /// Longest accepted search text (`q` parameters).
 pub const SEARCH_MAX_LENGTH: usize = 200;
 

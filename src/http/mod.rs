@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted push body.
     pub body_limit: usize,
+    /// Most records a push may carry.
+    pub max_records: usize,
 }
 
 /// Largest JSON body of the small endpoints (settings, users); pushes have their own limit.

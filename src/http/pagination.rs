@@ -41,6 +41,15 @@ impl PageParams {
             .map(|cursor| decode(kind, cursor))
             .transpose()
     }
+
+    /// The id a cursor of `kind` carries: lists keyed by id only issue cursors holding one.
+    pub fn id_position(&self, kind: &str) -> Result<Option<String>, AppError> {
+        let position = self.position(kind)?;
+        match &position {
+            Some(id) if uuid::Uuid::try_parse(id).is_err() => Err(not_ours()),
+            _ => Ok(position),
+        }
+    }
 }
 
 /// A page of a list.
@@ -79,12 +88,14 @@ pub fn encode(kind: &str, position: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
 }
 
+fn not_ours() -> AppError {
+    AppError::bad_request(
+        "cursor is not a cursor of this list; use next_cursor of the previous page as it is.",
+    )
+}
+
 fn decode(kind: &str, cursor: &str) -> Result<String, AppError> {
-    let invalid = || {
-        AppError::bad_request(
-            "cursor is not a cursor of this list; use next_cursor of the previous page as it is.",
-        )
-    };
+    let invalid = not_ours;
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let position = text

@@ -91,8 +91,10 @@ pub struct PushBody {
     #[schema(example = "bamboohr", max_length = 100, min_length = 1)]
     source: Option<String>,
     /// `full`: users missing from the push are archived. Default `incremental`.
+    #[schema(nullable = false)]
     mode: Option<SyncMode>,
     /// Plan and report, apply nothing. Default false.
+    #[schema(nullable = false)]
     dry_run: Option<bool>,
     /// The employee records.
     users: Vec<UserRecord>,
@@ -180,10 +182,11 @@ pub async fn push(
     let idempotency_key = idempotency_key(&req)?;
     let organization_id = caller.organization_id.clone();
     let pool = state.pool.clone();
+    let max_records = state.max_records;
     let stored = web::block(move || -> Result<Stored, AppError> {
         let text = std::str::from_utf8(&body)
             .map_err(|_| AppError::unprocessable("The body is not UTF-8 text.", Vec::new()))?;
-        let envelope = check_json_envelope(text).map_err(|errors| {
+        let envelope = check_json_envelope(text, max_records).map_err(|errors| {
             AppError::unprocessable(
                 "The push is not a well-formed sync request; nothing was stored.",
                 errors,
@@ -324,7 +327,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Page<RunView>>, AppError> {
     let limit = page.limit()?;
-    let before = page.position("runs")?;
+    let before = page.id_position("runs")?;
     let filter = RunFilter {
         status: filter.status,
         source: filter.source.clone(),

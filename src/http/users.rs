@@ -4,7 +4,7 @@ use actix_web::{get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{check_search_text, search_fold, ApprovalProcess, Email, Role, UserState};
+use crate::domain::{check_search_text, search_key, ApprovalProcess, Email, Role, UserState};
 use crate::error::{AppError, FieldError, Problem};
 use crate::http::auth::{AdminAccess, ReadAccess};
 use crate::http::pagination::{Page, PageParams};
@@ -130,7 +130,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Page<UserView>>, AppError> {
     let limit = page.limit()?;
-    let after = page.position("users")?;
+    let after = page.id_position("users")?;
     if let Some(q) = &filter.q {
         check_search_text(q).map_err(AppError::bad_request)?;
     }
@@ -321,7 +321,7 @@ pub async fn invite(
         email_key: email.normalized(),
         email: email.as_str().to_owned(),
         username: None,
-        search_key: search_fold(&format!("{first_name} {last_name} {}", email.as_str())),
+        search_key: search_key(&[Some(&first_name), Some(&last_name), Some(email.as_str())]),
         first_name,
         last_name,
         state: UserState::Invited.as_str().to_owned(),

@@ -32,7 +32,7 @@ pub struct NewRun<'a> {
 
 pub struct Idempotency<'a> {
     pub key: &'a str,
-    /// A hash of what makes two pushes the same: content type, query and body.
+    /// A hash of the body: two pushes with the same key and body are the same push.
     pub request_hash: &'a str,
 }
 
@@ -82,13 +82,15 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
                     .first(conn)?;
                 return Ok(Stored::Replayed(run));
             }
-            diesel::delete(
-                idempotency_keys::table
-                    .filter(idempotency_keys::organization_id.eq(new.organization_id))
-                    .filter(idempotency_keys::idempotency_key.eq(idempotency.key)),
-            )
-            .execute(conn)?;
         }
+        // Keys older than a day are forgotten: this one if it was, and any other of the
+        // organization, so that the table does not grow without end.
+        diesel::delete(
+            idempotency_keys::table
+                .filter(idempotency_keys::organization_id.eq(new.organization_id))
+                .filter(idempotency_keys::created_at.lt(&expired_before)),
+        )
+        .execute(conn)?;
     }
 
     let run = RunRow {
@@ -174,13 +176,6 @@ pub fn find(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<O
         .select(RunRow::as_select())
         .first(conn)
         .optional()
-}
-
-pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<RunRow> {
-    sync_runs::table
-        .find(id)
-        .select(RunRow::as_select())
-        .first(conn)
 }
 
 /// Filters of `GET /v1/syncs`. Times are stored-form timestamps.

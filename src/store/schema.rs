@@ -1,5 +1,6 @@
-//! One schema for both backends: only portable column types (text, integer, boolean).
-//! Kept by hand in step with `migrations/*/`; a test compares the two.
+//! One schema for both backends: only portable column types (text, integer, boolean, binary).
+//! Kept by hand in step with `migrations/*/`; the API tests run every query against the
+//! migrated SQLite schema, and a test checks that both backends have the same migrations.
 
 diesel::table! {
     organizations (id) {

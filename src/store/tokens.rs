@@ -90,9 +90,13 @@ pub fn authenticate(conn: &mut DbConn, secret: &str) -> QueryResult<Option<Token
             .as_deref()
             .is_none_or(|used| used < stale_before.as_str())
         {
-            diesel::update(api_tokens::table.find(&token.id))
+            // Bookkeeping: a busy database must not turn a request into an error.
+            let recorded = diesel::update(api_tokens::table.find(&token.id))
                 .set(api_tokens::last_used_at.eq(now()))
-                .execute(conn)?;
+                .execute(conn);
+            if let Err(error) = recorded {
+                tracing::warn!(token_id = %token.id, %error, "cannot record the token's last use");
+            }
         }
     }
     Ok(token)

@@ -10,7 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use anyhow::anyhow;
 
 use crate::config::TestHooks;
-use crate::domain::{search_fold, EventKind, UserState};
+use crate::domain::{search_key, EventKind, UserState};
 use crate::store::models::{EventRow, TeamRow, UserRow};
 use crate::store::{events, teams, users, DbConn};
 use crate::sync::plan::{Event, Sink};
@@ -206,14 +206,13 @@ impl Sink for DatabaseSink<'_> {
 
 fn event_row(run_id: &str, seq: i32, event: Event) -> EventRow {
     let who = event.who;
-    let search_key = search_fold(&format!(
-        "{} {} {} {} {}",
-        who.first_name.as_deref().unwrap_or(""),
-        who.last_name.as_deref().unwrap_or(""),
-        who.email.as_deref().unwrap_or(""),
-        who.external_id.as_deref().unwrap_or(""),
-        event.team.as_deref().unwrap_or(""),
-    ));
+    let search_key = search_key(&[
+        who.first_name.as_deref(),
+        who.last_name.as_deref(),
+        who.email.as_deref(),
+        who.external_id.as_deref(),
+        event.team.as_deref(),
+    ]);
     let changes = (!event.changes.is_empty())
         .then(|| serde_json::to_string(&event.changes).unwrap_or_else(|_| "[]".to_owned()));
     let (kind, code, severity, field, message) = match event.issue {

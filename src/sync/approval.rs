@@ -285,12 +285,14 @@ fn check_cycles(candidates: &mut [Candidate], graph: &Graph<'_>) {
 /// Records that will be applied, each after the record of its manager (stable in row order).
 fn manager_first_order(candidates: &[Candidate], graph: &Graph<'_>) -> Vec<usize> {
     let mut depth: Vec<Option<u32>> = vec![None; candidates.len()];
+    let mut on_path = vec![false; candidates.len()];
     for start in 0..candidates.len() {
         if candidates[start].record.is_none() || depth[start].is_some() {
             continue;
         }
         // Walk up through records of this push whose depth is unknown, then fill in downwards.
         let mut path = vec![start];
+        on_path[start] = true;
         let mut base = 0;
         loop {
             let last = path[path.len() - 1];
@@ -309,9 +311,15 @@ fn manager_first_order(candidates: &[Candidate], graph: &Graph<'_>) -> Vec<usize
                 }
                 // Loops among staying records are gone (check_cycles ran); a leaving record
                 // may still close one, which ends the walk.
-                Some(index) if !path.contains(&index) => path.push(index),
+                Some(index) if !on_path[index] => {
+                    on_path[index] = true;
+                    path.push(index);
+                }
                 _ => break,
             }
+        }
+        for &index in &path {
+            on_path[index] = false;
         }
         for (offset, &index) in path.iter().rev().enumerate() {
             depth[index] = Some(base + offset as u32);

@@ -99,6 +99,23 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// A record that could not be read at all.
+    pub fn unreadable(row: u32, reason: &str) -> Candidate {
+        Candidate {
+            row,
+            shown: Shown::default(),
+            external_id: None,
+            email_key: None,
+            record: None,
+            issues: vec![Issue {
+                code: IssueCode::FIELD_TYPE_INVALID,
+                field: None,
+                message: format!("The record cannot be read: {reason}."),
+                team: None,
+            }],
+        }
+    }
+
     /// Adds an issue; an error means the record will not be applied.
     pub fn report(&mut self, issue: Issue) {
         if issue.severity() == Severity::Error {

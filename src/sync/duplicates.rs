@@ -48,13 +48,14 @@ fn group(
 
 /// "row 4" or "rows 4, 9 and 12" (at most ten listed).
 fn other_rows(candidates: &[Candidate], rows: &[usize], me: usize) -> String {
+    // A group can hold thousands of rows (a placeholder e-mail): name ten, count the rest.
     let mut others: Vec<String> = rows
         .iter()
         .filter(|&&i| i != me)
+        .take(10)
         .map(|&i| candidates[i].row.to_string())
         .collect();
-    let more = others.len().saturating_sub(10);
-    others.truncate(10);
+    let more = rows.len().saturating_sub(1 + others.len());
     if more > 0 {
         return format!("rows {} and {more} more", others.join(", "));
     }

@@ -135,7 +135,10 @@ pub fn process_run(
         Ok((totals, status))
     });
     phases.mark("commit");
-    end_bulk_write(conn)?;
+    // The run is committed: a failure here must not make it look failed.
+    if let Err(error) = end_bulk_write(conn) {
+        tracing::warn!(%error, "cannot restore the connection's settings after the run");
+    }
 
     match applied {
         Ok((totals, status)) => {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::catalogue::IssueCode;
 use crate::domain::{
-    search_fold, ApprovalProcess, EntityKind, IssueTotals, Role, RunCounts, Severity, SyncMode,
+    search_key, ApprovalProcess, EntityKind, IssueTotals, Role, RunCounts, Severity, SyncMode,
     UpdateAction, UserState,
 };
 use crate::store::models::{DirectoryEntry, TeamRow, UserRow};
@@ -110,9 +110,7 @@ pub fn plan<S: Sink>(
             planner.apply(candidate, record)?;
         }
     }
-    if context.mode == SyncMode::Full {
-        planner.archive_missing(candidates)?;
-    }
+    planner.archive_missing(candidates)?;
     Ok(planner.finish())
 }
 
@@ -535,13 +533,12 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             || user.email != existing.email
             || user.search_key.is_empty();
         if named_differently {
-            user.search_key = search_fold(&format!(
-                "{} {} {} {}",
-                user.first_name,
-                user.last_name,
-                user.email,
-                user.external_id.as_deref().unwrap_or("")
-            ));
+            user.search_key = search_key(&[
+                Some(&user.first_name),
+                Some(&user.last_name),
+                Some(&user.email),
+                user.external_id.as_deref(),
+            ]);
         }
         user.source_hash = Some(record.fingerprint.clone());
         Ok(user)
@@ -634,9 +631,11 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         })
     }
 
-    /// Full mode: active users of the directory that the push does not mention are archived.
-    /// A person is mentioned by their external id or their e-mail address, even when their
-    /// record was skipped: an invalid record must never offboard anyone.
+    /// Offboards the users of the directory that the push does not mention: in full mode
+    /// every active one; in any mode, those whose offboarding waited for their upcoming trips
+    /// (`pending_archive`), which every run retries. A person is mentioned by their external id
+    /// or their e-mail address, even when their record was skipped: an invalid record must
+    /// never offboard anyone.
     fn archive_missing(&mut self, candidates: &[Candidate]) -> Result<(), S::Error> {
         let external_ids: HashSet<&str> = candidates
             .iter()
@@ -652,7 +651,12 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
                 continue;
             };
             let before = state_of(existing);
-            if !matches!(before, UserState::Active | UserState::PendingArchive)
+            let due = match before {
+                UserState::PendingArchive => true,
+                UserState::Active => self.context.mode == SyncMode::Full,
+                UserState::Invited | UserState::Archived => false,
+            };
+            if !due
                 || external_ids.contains(external_id)
                 || email_keys.contains(existing.email_key.as_str())
             {

@@ -34,12 +34,17 @@ pub struct PushEnvelope {
 struct EnvelopeShape<'a> {
     #[serde(borrow, default)]
     source: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     mode: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     dry_run: Option<&'a RawValue>,
     #[serde(default)]
     users: Option<UsersShape>,
+}
+
+/// Keeps a present field's raw value, `null` included (serde would read `null` as absent).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// `users` as the envelope check sees it, read in the same pass as the envelope: how many
@@ -113,7 +118,10 @@ impl<'de> Visitor<'de> for UsersShapeVisitor {
 /// `incremental` (default `incremental`), `dry_run` a boolean (default false), `source` a short
 /// text (default `api`). The records themselves are not read here: a broken record is an issue
 /// of the run, not a failed push.
-pub fn check_json_envelope(body: &str) -> Result<PushEnvelope, Vec<FieldError>> {
+pub fn check_json_envelope(
+    body: &str,
+    max_records: usize,
+) -> Result<PushEnvelope, Vec<FieldError>> {
     // serde would also read a struct from a JSON array, by position.
     if !body.trim_start().starts_with('{') && serde_json::from_str::<IgnoredAny>(body).is_ok() {
         return Err(vec![FieldError::new(
@@ -151,10 +159,10 @@ pub fn check_json_envelope(body: &str) -> Result<PushEnvelope, Vec<FieldError>> 
     };
     let mode = match shape
         .mode
-        .map(|raw| serde_json::from_str::<Option<String>>(raw.get()))
+        .map(|raw| serde_json::from_str::<String>(raw.get()))
     {
-        None | Some(Ok(None)) => SyncMode::Incremental,
-        Some(Ok(Some(mode))) => SyncMode::from_stored(&mode).unwrap_or_else(|| {
+        None => SyncMode::Incremental,
+        Some(Ok(mode)) => SyncMode::from_stored(&mode).unwrap_or_else(|| {
             errors.push(FieldError::new(
                 "/mode",
                 format!("must be \"full\" or \"incremental\", got {mode:?}"),
@@ -171,10 +179,10 @@ pub fn check_json_envelope(body: &str) -> Result<PushEnvelope, Vec<FieldError>> 
     };
     let dry_run = match shape
         .dry_run
-        .map(|raw| serde_json::from_str::<Option<bool>>(raw.get()))
+        .map(|raw| serde_json::from_str::<bool>(raw.get()))
     {
-        None | Some(Ok(None)) => false,
-        Some(Ok(Some(dry_run))) => dry_run,
+        None => false,
+        Some(Ok(dry_run)) => dry_run,
         Some(Err(_)) => {
             errors.push(FieldError::new("/dry_run", "must be true or false"));
             false
@@ -194,6 +202,13 @@ pub fn check_json_envelope(body: &str) -> Result<PushEnvelope, Vec<FieldError>> 
                 "must be a list of employee records (JSON objects)",
             ));
             0
+        }
+        Some(UsersShape::List { count, .. }) if count > max_records => {
+            errors.push(FieldError::new(
+                "/users",
+                format!("has {count} records; a push takes at most {max_records}"),
+            ));
+            count
         }
         Some(UsersShape::List { count, not_objects }) => {
             for index in not_objects {
@@ -302,12 +317,20 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
             candidates: Vec::with_capacity(seq.size_hint().unwrap_or(0)),
             unknown_fields: BTreeMap::new(),
         };
-        while let Some(raw) = seq.next_element::<RawRecord>()? {
+        while let Some(element) = seq.next_element::<&'de RawValue>()? {
             let row = u32::try_from(read.candidates.len() + 1).unwrap_or(u32::MAX);
-            for key in &raw.unknown_fields {
-                read.unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
-            }
-            read.candidates.push(validate(row, &raw, self.rules));
+            // Read each record on its own: one that serde cannot read (nested too deep, a
+            // number out of range) is an issue of that record, not a failed run.
+            let candidate = match serde_json::from_str::<RawRecord>(element.get()) {
+                Ok(raw) => {
+                    for key in &raw.unknown_fields {
+                        read.unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
+                    }
+                    validate(row, &raw, self.rules)
+                }
+                Err(error) => Candidate::unreadable(row, &error.to_string()),
+            };
+            read.candidates.push(candidate);
             if read.candidates.len().is_multiple_of(PROGRESS_EVERY) {
                 (self.progress)(read.candidates.len());
             }
@@ -320,8 +343,54 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
 mod tests {
     use super::*;
 
+    fn check_json_envelope_default(body: &str) -> Result<PushEnvelope, Vec<FieldError>> {
+        check_json_envelope(body, 10)
+    }
+
+    #[test]
+    fn a_push_over_the_record_cap_is_refused() {
+        let body = format!("{{\"users\": [{}]}}", ["{}"; 11].join(","));
+        let errors = check_json_envelope(&body, 10).unwrap_err();
+        assert_eq!(errors[0].pointer, "/users");
+        assert!(
+            errors[0].detail.contains("at most 10"),
+            "{}",
+            errors[0].detail
+        );
+        assert!(check_json_envelope(&body, 11).is_ok());
+    }
+
+    #[test]
+    fn null_mode_or_dry_run_is_refused() {
+        assert!(check_json_envelope(r#"{"users": [], "mode": null}"#, 10).is_err());
+        assert!(check_json_envelope(r#"{"users": [], "dry_run": null}"#, 10).is_err());
+        assert!(check_json_envelope(r#"{"users": [], "source": null}"#, 10).is_ok());
+    }
+
+    #[test]
+    fn a_record_too_deep_to_read_is_an_issue_of_that_record() {
+        let settings = crate::domain::ProvisioningSettings::default();
+        let rules = Rules {
+            settings: &settings,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let body =
+            format!("{{\"users\": [{{\"external_id\": \"E1\"}}, {{\"custom_fields\": {deep}}}]}}");
+        assert!(check_json_envelope(&body, 10).is_ok());
+        let read = read_json_records(&body, &rules, &mut |_| {}).unwrap();
+        assert_eq!(read.candidates.len(), 2);
+        assert_eq!(
+            read.candidates[1].issues[0].code,
+            crate::catalogue::IssueCode::FIELD_TYPE_INVALID
+        );
+        assert!(read.candidates[1].issues[0]
+            .message
+            .contains("cannot be read"));
+    }
+
     fn pointers(body: &str) -> Vec<String> {
-        check_json_envelope(body)
+        check_json_envelope_default(body)
             .unwrap_err()
             .into_iter()
             .map(|e| e.pointer)
@@ -330,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_well_formed_envelope_is_accepted_with_defaults() {
-        let envelope = check_json_envelope(r#"{"users": [{}, {"email": 1}]}"#).unwrap();
+        let envelope = check_json_envelope_default(r#"{"users": [{}, {"email": 1}]}"#).unwrap();
         assert_eq!(
             envelope,
             PushEnvelope {
@@ -340,7 +409,7 @@ mod tests {
                 record_count: 2
             }
         );
-        let envelope = check_json_envelope(
+        let envelope = check_json_envelope_default(
             r#"{"source": "bamboohr", "mode": "full", "dry_run": true, "users": []}"#,
         )
         .unwrap();

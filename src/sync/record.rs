@@ -39,6 +39,9 @@ pub const FIELD_NAMES: &[&str] = &[
     "custom_fields",
 ];
 
+/// Unknown keys remembered per record.
+const MAX_UNKNOWN_FIELDS: usize = 20;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawRecord {
     pub external_id: Field,
@@ -83,19 +86,6 @@ impl RawRecord {
             _ => return None,
         })
     }
-
-    /// Sets a field from text (a CSV cell); an empty cell is an absent field.
-    pub fn set_text(&mut self, key: &str, text: &str) -> bool {
-        match self.slot(key) {
-            Some(slot) => {
-                if !text.is_empty() {
-                    *slot = Field::Value(Value::String(text.to_owned()));
-                }
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 impl<'de> Deserialize<'de> for RawRecord {
@@ -125,7 +115,10 @@ impl<'de> Visitor<'de> for RawRecordVisitor {
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
-                    if !record.unknown_fields.iter().any(|known| *known == key) {
+                    // A few names are enough to tell the integrator; a record with thousands
+                    // of unknown keys must not cost thousands of comparisons each.
+                    let remembered = record.unknown_fields.len() < MAX_UNKNOWN_FIELDS;
+                    if remembered && !record.unknown_fields.iter().any(|known| *known == key) {
                         record.unknown_fields.push(key.into_owned());
                     }
                 }

@@ -14,6 +14,9 @@ use crate::domain::{
 use crate::sync::candidate::{Candidate, Issue, Patch, Record, Shown};
 use crate::sync::record::{Field, RawRecord};
 
+/// Most teams, or custom fields, one record may carry.
+pub const MAX_LIST_ITEMS: usize = 200;
+
 /// Names, username and external id.
 pub const TEXT_MAX_LENGTH: usize = 255;
 
@@ -50,7 +53,7 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
             .map_err(|reason| issues.push(Issue::new(IssueCode::EMAIL_INVALID, "email", reason)))
             .ok()
     });
-    if email.is_none() && is_missing_text(&raw.email) {
+    if email.is_none() && is_missing(&raw.email) {
         issues.push(Issue::new(
             IssueCode::MISSING_EMAIL,
             "email",
@@ -100,7 +103,7 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
         |value| IsoDate::parse(value).map_err(|reason| (IssueCode::START_DATE_INVALID, reason)),
     );
     let start_required = employment_status == Some(EmploymentStatus::Active);
-    if start_required && is_missing_text(&raw.start_date) {
+    if start_required && is_missing(&raw.start_date) {
         issues.push(Issue::new(
             IssueCode::MISSING_START_DATE,
             "start_date",
@@ -251,10 +254,6 @@ fn is_missing(field: &Field) -> bool {
     }
 }
 
-fn is_missing_text(field: &Field) -> bool {
-    is_missing(field)
-}
-
 fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
@@ -400,6 +399,17 @@ fn teams(field: &Field, issues: &mut Vec<Issue>) -> Option<Vec<String>> {
     let items = match field {
         Field::Absent => return None,
         Field::Null => return Some(Vec::new()),
+        Field::Value(Value::Array(items)) if items.len() > MAX_LIST_ITEMS => {
+            issues.push(Issue::new(
+                IssueCode::FIELD_TOO_LONG,
+                "teams",
+                format!(
+                    "teams has {} entries; at most {MAX_LIST_ITEMS} are allowed.",
+                    items.len()
+                ),
+            ));
+            return None;
+        }
         Field::Value(Value::Array(items)) => items,
         Field::Value(other) => {
             issues.push(type_issue("teams", "a list of team names", other));
@@ -407,6 +417,7 @@ fn teams(field: &Field, issues: &mut Vec<Issue>) -> Option<Vec<String>> {
         }
     };
     let mut names: Vec<String> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for item in items {
         let problem = match item {
             Value::String(name) => match check_text(name, TEXT_MAX_LENGTH) {
@@ -424,10 +435,7 @@ fn teams(field: &Field, issues: &mut Vec<Issue>) -> Option<Vec<String>> {
         match (problem, item) {
             (None, Value::String(name)) => {
                 let name = name.trim();
-                if !names
-                    .iter()
-                    .any(|known| known.to_lowercase() == name.to_lowercase())
-                {
+                if seen.insert(name.to_lowercase()) {
                     names.push(name.to_owned());
                 }
             }
@@ -459,6 +467,17 @@ fn custom_fields(
     let mut accepted = BTreeMap::new();
     let given = match field {
         Field::Absent | Field::Null => None,
+        Field::Value(Value::Object(map)) if map.len() > MAX_LIST_ITEMS => {
+            issues.push(Issue::new(
+                IssueCode::FIELD_TOO_LONG,
+                "custom_fields",
+                format!(
+                    "custom_fields has {} keys; at most {MAX_LIST_ITEMS} are allowed.",
+                    map.len()
+                ),
+            ));
+            None
+        }
         Field::Value(Value::Object(map)) => Some(map),
         Field::Value(other) => {
             issues.push(type_issue("custom_fields", "an object", other));

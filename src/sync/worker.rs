@@ -1,7 +1,9 @@
 //! The run worker: a thread of the server that takes pending runs from the queue, one at a
 //! time per organization, in arrival order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -31,6 +33,8 @@ impl WorkerWaker {
 pub struct Worker {
     sender: mpsc::Sender<Signal>,
     thread: Option<JoinHandle<()>>,
+    /// Set on stop: the run in progress finishes, the queue waits for the next start.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -43,10 +47,12 @@ impl Worker {
     ) -> std::io::Result<Worker> {
         let (sender, receiver) = mpsc::channel();
         let checkpoints = start_checkpointer(pool.clone())?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop_requested = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("run-worker".into())
             .spawn(move || loop {
-                drain_queue(&pool, &hooks, &checkpoints);
+                drain_queue(&pool, &hooks, &checkpoints, &stop_requested);
                 match receiver.recv_timeout(poll_interval) {
                     Ok(Signal::Wake) | Err(RecvTimeoutError::Timeout) => continue,
                     Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
@@ -55,6 +61,7 @@ impl Worker {
         Ok(Worker {
             sender,
             thread: Some(thread),
+            stopping,
         })
     }
 
@@ -64,6 +71,7 @@ impl Worker {
 
     /// Lets the run in progress finish, then stops the thread.
     pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
         let _ = self.sender.send(Signal::Stop);
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
@@ -95,8 +103,13 @@ fn start_checkpointer(pool: DbPool) -> std::io::Result<mpsc::Sender<()>> {
 }
 
 /// Processes pending runs until none is left.
-fn drain_queue(pool: &DbPool, hooks: &TestHooks, checkpoints: &mpsc::Sender<()>) {
-    loop {
+fn drain_queue(
+    pool: &DbPool,
+    hooks: &TestHooks,
+    checkpoints: &mpsc::Sender<()>,
+    stopping: &AtomicBool,
+) {
+    while !stopping.load(Ordering::SeqCst) {
         let mut conn = match pool.get() {
             Ok(conn) => conn,
             Err(error) => {

@@ -111,12 +111,43 @@ fn a_cursor_of_another_list_is_refused() {
 }
 
 #[test]
-fn problems_never_leak_internals() {
+fn an_internal_error_is_a_500_problem_without_internals() {
+    use diesel::connection::SimpleConnection;
     let app = spawn_app();
-    let problem = assert_problem(app.get("/v1/syncs/%00%01"), 404);
+    let run = app.sync("incremental", json!([crate::helpers::person("E1")]));
+    // Break the database under the running server: the report's table disappears.
+    let mut conn = hris_sync::store::connect(&app.database_url, 1)
+        .unwrap()
+        .get()
+        .unwrap();
+    if let hris_sync::store::DbConn::Sqlite(sqlite) = &mut *conn {
+        sqlite.batch_execute("DROP TABLE sync_events;").unwrap();
+    }
+    let response = app.get(&format!("/v1/syncs/{}/events", run["id"].as_str().unwrap()));
+    let problem = assert_problem(response, 500);
     let detail = problem["detail"].as_str().unwrap();
+    for secret in ["sync_events", "no such table", "diesel", "SQLite", "sqlite"] {
+        assert!(!detail.contains(secret), "{detail}");
+    }
+}
+
+#[test]
+fn unknown_http_methods_do_not_create_metric_series() {
+    let app = spawn_app();
+    for method in ["BREW", "PROPFIND", "X1"] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        app.request(method, "/v1/syncs").send().unwrap();
+    }
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(
-        !detail.contains("diesel") && !detail.contains("sqlite"),
-        "{detail}"
+        !text.contains("BREW") && !text.contains("PROPFIND"),
+        "{text}"
     );
+    assert!(text.contains(r#"method="OTHER""#), "{text}");
 }

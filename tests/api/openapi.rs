@@ -100,3 +100,25 @@ fn swagger_ui_loads_with_its_assets_and_the_bare_path_redirects() {
         "{initializer}"
     );
 }
+
+#[test]
+fn both_backends_have_the_same_migrations() {
+    let names = |backend: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("migrations/{backend}"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(!names("sqlite").is_empty());
+    assert_eq!(names("sqlite"), names("postgres"));
+    for name in names("sqlite") {
+        for file in ["up.sql", "down.sql"] {
+            for backend in ["sqlite", "postgres"] {
+                let path = format!("migrations/{backend}/{name}/{file}");
+                assert!(std::path::Path::new(&path).is_file(), "{path} is missing");
+            }
+        }
+    }
+}

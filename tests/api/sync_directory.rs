@@ -462,3 +462,48 @@ fn a_waiting_offboarding_finishes_when_the_terminated_record_comes_again_after_t
     assert_eq!(run["counts"]["archived"], 1);
     assert_eq!(user(&app, "E1")["state"], "archived");
 }
+
+#[test]
+fn a_waiting_offboarding_is_retried_by_incremental_runs_that_do_not_mention_the_user() {
+    let app = spawn_app();
+    app.sync("incremental", json!([person("E1"), person("E2")]));
+    let e2 = user(&app, "E2");
+    set_trips(&app, e2["id"].as_str().unwrap(), 1);
+    let leaving = with(person("E2"), json!({"employment_status": "terminated"}));
+    app.sync("incremental", json!([leaving]));
+    assert_eq!(user(&app, "E2")["state"], "pending_archive");
+
+    // Still a trip ahead: the next run that does not mention E2 says so again.
+    let run = app.sync("incremental", json!([person("E1")]));
+    let waiting = issues(&app, &run);
+    assert_eq!(only(&waiting, "E2")["code"], "USER_HAS_UPCOMING_TRIPS");
+    assert_eq!(user(&app, "E2")["state"], "pending_archive");
+
+    set_trips(&app, e2["id"].as_str().unwrap(), 0);
+    let run = app.sync("incremental", json!([person("E1")]));
+    assert_eq!(run["counts"]["archived"], 1, "{run}");
+    assert_eq!(user(&app, "E2")["state"], "archived");
+}
+
+#[test]
+fn thousands_of_records_sharing_a_placeholder_email_are_all_skipped_quickly() {
+    let app = spawn_app();
+    let records: Vec<Value> = (0..3000)
+        .map(|i| with(person(&format!("E{i}")), json!({"email": "hr@example.com"})))
+        .collect();
+    let started = std::time::Instant::now();
+    let run = app.sync("incremental", Value::Array(records));
+    assert_eq!(run["counts"]["skipped"], 3000, "{run}");
+    assert_eq!(run["counts"]["duplicates"], 3000);
+    let page = app.get_json(&format!(
+        "/v1/syncs/{}/events?limit=1&code=USER_DUPLICATE_EMAIL",
+        run["id"].as_str().unwrap()
+    ));
+    let first = &page["items"][0];
+    assert!(
+        first["message"].as_str().unwrap().contains("and 2989 more"),
+        "{first}"
+    );
+    // Naming ten rows per message keeps this linear; quadratic work took minutes here.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

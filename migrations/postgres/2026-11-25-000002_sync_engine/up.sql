@@ -29,7 +29,7 @@ CREATE TABLE users (
     role               TEXT NOT NULL,
     approval_process   TEXT NOT NULL,
     employment_status  TEXT NOT NULL,
-    manager_id         TEXT REFERENCES users (id),
+    manager_id         TEXT,
     teams              TEXT NOT NULL,
     start_date         TEXT,
     end_date           TEXT,
@@ -43,7 +43,10 @@ CREATE TABLE users (
     search_key         TEXT NOT NULL,
     created_at         TEXT NOT NULL,
     updated_at         TEXT NOT NULL,
-    archived_at        TEXT
+    archived_at        TEXT,
+    UNIQUE (organization_id, id),
+    -- A manager is a user of the same organization (not checked while manager_id is NULL).
+    FOREIGN KEY (organization_id, manager_id) REFERENCES users (organization_id, id)
 );
 CREATE UNIQUE INDEX users_by_external_id ON users (organization_id, external_id);
 CREATE UNIQUE INDEX users_by_email ON users (organization_id, email_key);
