@@ -56,6 +56,10 @@ fn main() -> anyhow::Result<()> {
         ("report, first page of 1000", "limit=1000".to_owned()),
         (
             "report, filtered by action",
+            "action=USER_CREATED&limit=100".to_owned(),
+        ),
+        (
+            "report, a filter matching nothing (reads the whole run)",
             "action=MANAGER_ASSIGNED&limit=100".to_owned(),
         ),
         ("report, name search", "q=zoe&limit=100".to_owned()),

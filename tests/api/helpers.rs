@@ -279,3 +279,82 @@ pub fn assert_problem(response: Response, status: u16) -> Value {
     }
     body
 }
+
+/// The real `hris-sync` binary serving a database, for tests that kill or signal the process.
+pub struct BinaryServer {
+    pub child: std::process::Child,
+    pub base: String,
+    /// The admin token, when this start created the organization.
+    pub token: Option<String>,
+}
+
+impl BinaryServer {
+    pub fn start(database_url: &str) -> BinaryServer {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hris-sync"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+            ])
+            .env("RUST_LOG", "info")
+            .env("HRIS_SYNC_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        // The listening line is logged on stderr; the bootstrap token, if any, on stdout first.
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let port = stderr
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let value: Value = serde_json::from_str(&line).ok()?;
+                (value["fields"]["message"] == "hris-sync is listening")
+                    .then(|| value["fields"]["port"].as_u64())
+                    .flatten()
+            })
+            .expect("the server logs its port");
+        std::thread::spawn(move || for _ in stderr {});
+        // stdout holds the bootstrap announcement only on a first start: read it aside.
+        let (lines_sender, lines) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = lines_sender.send(line);
+            }
+        });
+        let mut token = None;
+        while let Ok(line) = lines.recv_timeout(Duration::from_millis(300)) {
+            if let Some(found) = line.split_whitespace().find(|w| w.starts_with("hsk_")) {
+                token.get_or_insert_with(|| found.trim_matches('"').to_owned());
+            }
+            if line.starts_with("Swagger UI:") {
+                break;
+            }
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        let client = Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client.get(format!("{base}/healthz")).send().is_err() {
+            assert!(Instant::now() < deadline, "the server does not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        BinaryServer { child, base, token }
+    }
+
+    /// SIGKILL: no shutdown of any kind, as in a crash.
+    pub fn kill(mut self) {
+        self.child.kill().expect("killed");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

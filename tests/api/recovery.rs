@@ -177,3 +177,100 @@ fn runs_and_the_directory_survive_a_restart() {
     assert_eq!(next["counts"]["created"], 1);
     assert_eq!(next["counts"]["unchanged"], 3);
 }
+
+#[test]
+fn a_server_killed_while_processing_a_run_finishes_it_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let server = crate::helpers::BinaryServer::start(&url);
+    let token = server
+        .token
+        .clone()
+        .expect("a first start prints the admin token");
+    let client = reqwest::blocking::Client::new();
+    let users: Vec<Value> = (0..20_000)
+        .map(|i| {
+            let manager = if i == 0 {
+                Value::Null
+            } else {
+                json!(format!("E{}", (i - 1) / 8))
+            };
+            json!({"external_id": format!("E{i}"), "email": format!("e{i}@example.com"),
+                   "first_name": "F", "last_name": format!("L{i}"), "start_date": "2024-01-01",
+                   "manager_external_id": manager, "teams": [format!("T{}", i % 20)]})
+        })
+        .collect();
+    let pushed: Value = client
+        .post(format!("{}/v1/syncs", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"mode": "full", "users": users}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let run_id = pushed["id"].as_str().unwrap().to_owned();
+    let status = |base: &str| -> Value {
+        client
+            .get(format!("{base}/v1/syncs/{run_id}"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    // Kill the process the moment the run is being processed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let run = status(&server.base);
+        if run["status"] == "running" {
+            break;
+        }
+        assert_eq!(
+            run["status"], "pending",
+            "the run ended before it could be killed: {run}"
+        );
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    server.kill();
+
+    let restarted = crate::helpers::BinaryServer::start(&url);
+    assert!(restarted.token.is_none());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let run = loop {
+        let run = status(&restarted.base);
+        if !matches!(run["status"].as_str(), Some("pending" | "running")) {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "{run}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(run["logs"].to_string().contains("queued again"), "{run}");
+    assert_eq!(
+        run["counts"]["created"], 20_000,
+        "applied exactly once: {run}"
+    );
+    let created = client
+        .get(format!(
+            "{}/v1/syncs/{run_id}/events?action=USER_CREATED&limit=1000",
+            restarted.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(created["items"].as_array().unwrap().len(), 1000);
+    let users: Value = client
+        .get(format!(
+            "{}/v1/users?limit=1&state=active&q=e19999%40example.com",
+            restarted.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(users["items"].as_array().unwrap().len(), 1);
+}
