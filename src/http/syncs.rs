@@ -7,7 +7,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use xxhash_rust::xxh3::xxh3_128;
 
 use crate::domain::{IssueTotals, LogLine, RunCounts, RunStatus, RunSummary, SyncMode};
 use crate::error::{AppError, Problem};
@@ -15,9 +14,9 @@ use crate::http::auth::{ReadAccess, WriteAccess};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::AppState;
 use crate::store::models::RunRow;
-use crate::store::runs::{self, Idempotency, NewRun, RunFilter, Stored};
+use crate::store::runs::{self, RunFilter, Stored};
 use crate::store::timestamp;
-use crate::sync::push::check_json_envelope;
+use crate::sync::push::{store_json_push, JsonPush, PushRejected, JSON_CONTENT_TYPE};
 
 /// A sync run.
 #[derive(Debug, Serialize, ToSchema)]
@@ -140,8 +139,6 @@ pub struct UserRecord {
     custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-const JSON: &str = "application/json";
-
 /// Push a batch of employee records
 ///
 /// Stores the push durably and answers 202 with the new run; the run is processed in the
@@ -173,9 +170,9 @@ pub async fn push(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let content_type = media_type(&req);
-    if content_type != JSON {
+    if content_type != JSON_CONTENT_TYPE {
         return Err(AppError::UnsupportedMediaType(format!(
-            "Push employee records as {JSON}; got {content_type:?}."
+            "Push employee records as {JSON_CONTENT_TYPE}; got {content_type:?}."
         )));
     }
     let body = read_body(&req, payload, state.body_limit).await?;
@@ -184,33 +181,20 @@ pub async fn push(
     let pool = state.pool.clone();
     let max_records = state.max_records;
     let stored = web::block(move || -> Result<Stored, AppError> {
-        let text = std::str::from_utf8(&body)
-            .map_err(|_| AppError::unprocessable("The body is not UTF-8 text.", Vec::new()))?;
-        let envelope = check_json_envelope(text, max_records).map_err(|errors| {
-            AppError::unprocessable(
+        let mut conn = pool.get()?;
+        let push = JsonPush {
+            organization_id: &organization_id,
+            body: &body,
+            idempotency_key: idempotency_key.as_deref(),
+            max_records,
+        };
+        store_json_push(&mut conn, &push).map_err(|rejected| match rejected {
+            PushRejected::Malformed(errors) => AppError::unprocessable(
                 "The push is not a well-formed sync request; nothing was stored.",
                 errors,
-            )
-        })?;
-        let request_hash = format!("{:032x}", xxh3_128(&body));
-        let mut conn = pool.get()?;
-        Ok(runs::insert(
-            &mut conn,
-            &NewRun {
-                organization_id: &organization_id,
-                mode: envelope.mode,
-                source: &envelope.source,
-                dry_run: envelope.dry_run,
-                content_type: JSON,
-                body: text,
-                record_count: envelope.record_count,
-                retry_of: None,
-                idempotency: idempotency_key.as_deref().map(|key| Idempotency {
-                    key,
-                    request_hash: &request_hash,
-                }),
-            },
-        )?)
+            ),
+            PushRejected::Store(error) => AppError::from(error),
+        })
     })
     .await??;
     match stored {

@@ -7,9 +7,12 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::domain::{check_text, SyncMode};
 use crate::error::FieldError;
+use crate::store::runs::{self, Idempotency, NewRun, Stored};
+use crate::store::DbConn;
 use crate::sync::candidate::Candidate;
 use crate::sync::record::RawRecord;
 use crate::sync::validate::{validate, Rules};
@@ -231,6 +234,50 @@ pub fn check_json_envelope(
         Err(errors)
     }
 }
+
+/// A JSON push as it arrives.
+pub struct JsonPush<'a> {
+    pub organization_id: &'a str,
+    pub body: &'a [u8],
+    pub idempotency_key: Option<&'a str>,
+    pub max_records: usize,
+}
+
+/// Why a push was not stored.
+#[derive(Debug)]
+pub enum PushRejected {
+    /// The body is not a well-formed push: where and why.
+    Malformed(Vec<FieldError>),
+    Store(diesel::result::Error),
+}
+
+/// Checks a JSON push's envelope and stores it durably as a pending run (or finds the run
+/// its Idempotency-Key already made). The records are read later, by the run.
+pub fn store_json_push(conn: &mut DbConn, push: &JsonPush<'_>) -> Result<Stored, PushRejected> {
+    let text = std::str::from_utf8(push.body).map_err(|_| {
+        PushRejected::Malformed(vec![FieldError::new("", "the body is not UTF-8 text")])
+    })?;
+    let envelope = check_json_envelope(text, push.max_records).map_err(PushRejected::Malformed)?;
+    let request_hash = format!("{:032x}", xxh3_128(push.body));
+    let new = NewRun {
+        organization_id: push.organization_id,
+        mode: envelope.mode,
+        source: &envelope.source,
+        dry_run: envelope.dry_run,
+        content_type: JSON_CONTENT_TYPE,
+        body: text,
+        record_count: envelope.record_count,
+        retry_of: None,
+        idempotency: push.idempotency_key.map(|key| Idempotency {
+            key,
+            request_hash: &request_hash,
+        }),
+    };
+    runs::insert(conn, &new).map_err(PushRejected::Store)
+}
+
+/// The content type of JSON pushes, as stored with the run.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// The records of a stored push, validated as they are read.
 pub struct ReadRecords {
