@@ -10,7 +10,7 @@ use crate::http::auth::{AdminAccess, ReadAccess};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::AppState;
 use crate::store::models::UserRow;
-use crate::store::{new_id, now, users, write_transaction, DbConn};
+use crate::store::{now, users, write_transaction, DbConn};
 
 /// A user of the directory.
 #[derive(Debug, Serialize, ToSchema)]
@@ -313,35 +313,18 @@ pub async fn invite(
         ));
     };
     let role = invitation.role.unwrap_or(Role::Member);
-    let now = now();
-    let row = UserRow {
-        id: new_id(),
-        organization_id: caller.organization_id.clone(),
-        external_id: None,
-        email_key: email.normalized(),
-        email: email.as_str().to_owned(),
-        username: None,
-        search_key: search_key(&[Some(&first_name), Some(&last_name), Some(email.as_str())]),
-        first_name,
-        last_name,
-        state: UserState::Invited.as_str().to_owned(),
-        role: role.as_str().to_owned(),
-        approval_process: ApprovalProcess::default_for(role).as_str().to_owned(),
-        employment_status: "active".to_owned(),
-        manager_id: None,
-        teams: "[]".to_owned(),
-        start_date: None,
-        end_date: None,
-        date_of_birth: None,
-        gender: None,
-        phone: None,
-        custom_fields: "{}".to_owned(),
-        upcoming_trips: 0,
-        source_hash: None,
-        created_at: now.clone(),
-        updated_at: now,
-        archived_at: None,
-    };
+    let mut row = UserRow::new(
+        &caller.organization_id,
+        UserState::Invited,
+        role,
+        ApprovalProcess::default_for(role),
+        &now(),
+    );
+    row.email_key = email.normalized();
+    row.email = email.as_str().to_owned();
+    row.search_key = search_key(&[Some(&first_name), Some(&last_name), Some(email.as_str())]);
+    row.first_name = first_name;
+    row.last_name = last_name;
     let pool = state.pool.clone();
     let user = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;

@@ -2,6 +2,9 @@
 
 use diesel::prelude::*;
 
+use crate::domain::{ApprovalProcess, EmploymentStatus, Role, UserState};
+use crate::store::new_id;
+
 use crate::store::schema::{
     api_tokens, organizations, sync_events, sync_payloads, sync_runs, teams, users,
 };
@@ -92,6 +95,46 @@ pub struct UserRow {
     pub created_at: String,
     pub updated_at: String,
     pub archived_at: Option<String>,
+}
+
+impl UserRow {
+    /// A new user: no optional field set, no manager, no team; the caller fills in the rest.
+    pub fn new(
+        organization_id: &str,
+        state: UserState,
+        role: Role,
+        approval_process: ApprovalProcess,
+        now: &str,
+    ) -> UserRow {
+        UserRow {
+            id: new_id(),
+            organization_id: organization_id.to_owned(),
+            external_id: None,
+            email: String::new(),
+            email_key: String::new(),
+            username: None,
+            first_name: String::new(),
+            last_name: String::new(),
+            state: state.as_str().to_owned(),
+            role: role.as_str().to_owned(),
+            approval_process: approval_process.as_str().to_owned(),
+            employment_status: EmploymentStatus::Active.as_str().to_owned(),
+            manager_id: None,
+            teams: "[]".to_owned(),
+            start_date: None,
+            end_date: None,
+            date_of_birth: None,
+            gender: None,
+            phone: None,
+            custom_fields: "{}".to_owned(),
+            upcoming_trips: 0,
+            source_hash: None,
+            search_key: String::new(),
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            archived_at: None,
+        }
+    }
 }
 
 /// What a run needs of every user of the directory to check a push against it. Full rows

@@ -366,39 +366,20 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
     fn create(&mut self, candidate: &Candidate, record: &Record) -> Result<(), S::Error> {
         let context = self.context;
         let role = record.role.unwrap_or(Role::Member);
-        let id = new_id();
-        let blank = UserRow {
-            id: id.clone(),
-            organization_id: context.organization_id.to_owned(),
-            external_id: Some(record.external_id.clone()),
-            email: String::new(),
-            email_key: String::new(),
-            username: None,
-            first_name: String::new(),
-            last_name: String::new(),
-            state: UserState::Active.as_str().to_owned(),
-            role: role.as_str().to_owned(),
-            approval_process: record
-                .approval_process
-                .unwrap_or(ApprovalProcess::default_for(role))
-                .as_str()
-                .to_owned(),
-            employment_status: String::new(),
-            manager_id: None,
-            teams: "[]".to_owned(),
-            start_date: None,
-            end_date: None,
-            date_of_birth: None,
-            gender: None,
-            phone: None,
-            custom_fields: "{}".to_owned(),
-            upcoming_trips: 0,
-            source_hash: None,
-            search_key: String::new(),
-            created_at: context.now.to_owned(),
-            updated_at: context.now.to_owned(),
-            archived_at: None,
-        };
+        let approval = record
+            .approval_process
+            .unwrap_or(ApprovalProcess::default_for(role));
+        let mut blank = UserRow::new(
+            context.organization_id,
+            UserState::Active,
+            role,
+            approval,
+            context.now,
+        );
+        let id = blank.id.clone();
+        blank.external_id = Some(record.external_id.clone());
+        // Set from the record below, so that it shows as a change of the new user.
+        blank.employment_status = String::new();
         let mut changes = Vec::new();
         let user = self.updated_user(&blank, record, &mut changes)?;
         // One line per new user, with every value it was created with (manager and teams
