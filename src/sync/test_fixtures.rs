@@ -7,7 +7,7 @@ use ahash::AHashMap as HashMap;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use crate::domain::{ProvisioningSettings, SyncMode, UserState};
+use crate::domain::{ApprovalProcess, ProvisioningSettings, Role, SyncMode, UserState};
 use crate::store::models::{DirectoryEntry, TeamRow, UserRow};
 use crate::sync::approval::check_approval_flow;
 use crate::sync::candidate::Candidate;
@@ -90,34 +90,22 @@ pub fn fingerprint(candidate: &Candidate) -> String {
 /// says, applied before fingerprints existed (no `source_hash`).
 pub fn stored(id: &str, external_id: &str) -> UserRow {
     let email = format!("{}@example.com", external_id.to_lowercase());
-    UserRow {
-        id: id.to_owned(),
-        organization_id: "org".to_owned(),
-        external_id: Some(external_id.to_owned()),
-        email: email.clone(),
-        email_key: email.clone(),
-        username: None,
-        first_name: "Ada".to_owned(),
-        last_name: "Lovelace".to_owned(),
-        state: "active".to_owned(),
-        role: "member".to_owned(),
-        approval_process: "out_of_policy".to_owned(),
-        employment_status: "active".to_owned(),
-        manager_id: None,
-        teams: "[]".to_owned(),
-        start_date: Some("2024-01-15".to_owned()),
-        end_date: None,
-        date_of_birth: None,
-        gender: None,
-        phone: None,
-        custom_fields: "{}".to_owned(),
-        upcoming_trips: 0,
-        source_hash: None,
-        search_key: format!("ada lovelace {email} {}", external_id.to_lowercase()),
-        created_at: EARLIER.to_owned(),
-        updated_at: EARLIER.to_owned(),
-        archived_at: None,
-    }
+    let mut row = UserRow::new(
+        "org",
+        UserState::Active,
+        Role::Member,
+        ApprovalProcess::OutOfPolicy,
+        EARLIER,
+    );
+    row.id = id.to_owned();
+    row.external_id = Some(external_id.to_owned());
+    row.email = email.clone();
+    row.email_key = email.clone();
+    row.first_name = "Ada".to_owned();
+    row.last_name = "Lovelace".to_owned();
+    row.start_date = Some("2024-01-15".to_owned());
+    row.search_key = format!("ada lovelace {email} {}", external_id.to_lowercase());
+    row
 }
 
 /// What the directory keeps of a stored user.
