@@ -19,6 +19,11 @@ pub struct Config {
     pub max_records_per_push: usize,
     /// How often the run worker looks for pending runs that another instance queued.
     pub worker_poll_interval: Duration,
+    /// How long an authenticated token is trusted without asking the database again: a token
+    /// revoked by the command line or on another instance stops working within this time.
+    pub token_cache_ttl: Duration,
+    /// How often tokens' `last_used_at` is written (batched, off the request path).
+    pub token_use_flush_interval: Duration,
     /// Print the bootstrap token to stdout when an empty database gets its first organization.
     pub announce_bootstrap_token: bool,
     /// Faults that tests inject into a real server; always off outside tests.
@@ -30,6 +35,9 @@ pub struct Config {
 pub struct TestHooks {
     /// Fail the apply step after this many directory writes, inside the run's transaction.
     pub fail_apply_after_writes: Option<usize>,
+    /// Keep the run's write transaction open this long before committing, to show that reads
+    /// do not wait for a run.
+    pub hold_run_transaction: Option<Duration>,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -48,6 +56,8 @@ impl Config {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             max_records_per_push: DEFAULT_MAX_RECORDS_PER_PUSH,
             worker_poll_interval: Duration::from_secs(2),
+            token_cache_ttl: Duration::from_secs(10),
+            token_use_flush_interval: Duration::from_secs(15),
             announce_bootstrap_token: true,
             test_hooks: TestHooks::default(),
         }

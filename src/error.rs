@@ -8,6 +8,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::store::faults::{self, StoreFault};
+
 /// A problem with one place of a request body, located by a JSON pointer (RFC 6901).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -75,8 +77,11 @@ pub enum AppError {
     },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The store has no room left: nothing was stored; retry once space is freed.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl AppError {
@@ -94,6 +99,41 @@ impl AppError {
         }
     }
 
+    /// A copy of an error found inside an error chain (errors are not `Clone`: causes are not).
+    fn rebuild(error: &AppError) -> AppError {
+        match error {
+            AppError::BadRequest { detail, errors } => AppError::BadRequest {
+                detail: detail.clone(),
+                errors: errors.clone(),
+            },
+            AppError::Unprocessable { detail, errors } => AppError::Unprocessable {
+                detail: detail.clone(),
+                errors: errors.clone(),
+            },
+            AppError::Unauthorized(d) => AppError::Unauthorized(d.clone()),
+            AppError::Forbidden(d) => AppError::Forbidden(d.clone()),
+            AppError::NotFound(d) => AppError::NotFound(d.clone()),
+            AppError::MethodNotAllowed { allow } => AppError::MethodNotAllowed {
+                allow: allow.clone(),
+            },
+            AppError::Conflict(d) => AppError::Conflict(d.clone()),
+            AppError::PayloadTooLarge(d) => AppError::PayloadTooLarge(d.clone()),
+            AppError::UnsupportedMediaType(d) => AppError::UnsupportedMediaType(d.clone()),
+            AppError::Unavailable(d) => AppError::Unavailable(d.clone()),
+            AppError::InsufficientStorage(d) => AppError::InsufficientStorage(d.clone()),
+            AppError::Internal(cause) => AppError::Internal(anyhow::anyhow!("{cause:#}")),
+        }
+    }
+
+    /// When a client may try again: the store's faults of the moment pass.
+    fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            AppError::Unavailable(_) => Some(5),
+            AppError::InsufficientStorage(_) => Some(60),
+            _ => None,
+        }
+    }
+
     fn slug(&self) -> &'static str {
         match self {
             AppError::BadRequest { .. } => "bad-request",
@@ -106,6 +146,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::Unprocessable { .. } => "unprocessable-content",
             AppError::Unavailable(_) => "service-unavailable",
+            AppError::InsufficientStorage(_) => "insufficient-storage",
             AppError::Internal(_) => "internal",
         }
     }
@@ -122,7 +163,8 @@ impl AppError {
             | AppError::Conflict(detail)
             | AppError::PayloadTooLarge(detail)
             | AppError::UnsupportedMediaType(detail)
-            | AppError::Unavailable(detail) => (detail.clone(), Vec::new()),
+            | AppError::Unavailable(detail)
+            | AppError::InsufficientStorage(detail) => (detail.clone(), Vec::new()),
             AppError::MethodNotAllowed { allow } => (
                 format!("This path accepts only: {}.", allow.join(", ")),
                 Vec::new(),
@@ -171,6 +213,7 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -185,6 +228,11 @@ impl ResponseError for AppError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"hris-sync\""),
             );
+        }
+        if let Some(seconds) = self.retry_after_seconds() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let AppError::MethodNotAllowed { allow } = self {
             if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
@@ -208,10 +256,48 @@ impl From<diesel::result::Error> for AppError {
             ) => AppError::Conflict(
                 "This conflicts with a resource that already exists (it may have just been created).".into(),
             ),
-            other => AppError::Internal(anyhow::Error::new(other).context("database query failed")),
+            other => match faults::classify(&other) {
+                StoreFault::StorageFull => {
+                    tracing::error!(error = %other, "the database has no space left");
+                    AppError::InsufficientStorage(STORAGE_FULL_DETAIL.into())
+                }
+                StoreFault::ReadOnly | StoreFault::Busy | StoreFault::ConnectionLost | StoreFault::Io => {
+                    tracing::error!(error = %other, "the database cannot take this request now");
+                    AppError::Unavailable(STORE_UNAVAILABLE_DETAIL.into())
+                }
+                StoreFault::NotTransient => {
+                    AppError::Internal(anyhow::Error::new(other).context("database query failed"))
+                }
+            },
         }
     }
 }
+
+/// A failure deep in the service: a store fault of the moment (a full disk, a busy or read-only
+/// database) is told to the client as such (507/503 with `Retry-After`); anything else is a 500.
+impl From<anyhow::Error> for AppError {
+    fn from(error: anyhow::Error) -> AppError {
+        if let Some(app_error) = error.downcast_ref::<AppError>() {
+            // Already decided further down; keep its status and words.
+            return AppError::rebuild(app_error);
+        }
+        match faults::classify_any(&error) {
+            StoreFault::StorageFull => {
+                tracing::error!(error = ?error, "the database has no space left");
+                AppError::InsufficientStorage(STORAGE_FULL_DETAIL.into())
+            }
+            StoreFault::NotTransient => AppError::Internal(error),
+            fault => {
+                tracing::error!(error = ?error, ?fault, "the database cannot take this request now");
+                AppError::Unavailable(STORE_UNAVAILABLE_DETAIL.into())
+            }
+        }
+    }
+}
+
+const STORAGE_FULL_DETAIL: &str = "The service has no storage space left, so nothing was stored. Retry later; the operator has been alerted in the logs.";
+const STORE_UNAVAILABLE_DETAIL: &str =
+    "The database cannot take this request right now, so nothing was changed; try again shortly.";
 
 impl From<crate::store::PoolError> for AppError {
     fn from(error: crate::store::PoolError) -> AppError {

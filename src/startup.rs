@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::domain::RunStatus;
-use crate::http::{self, AppState, Metrics, RouteTable};
+use crate::http::{self, AppState, Metrics, RouteTable, TokenCache};
 use crate::store::{self, organizations, runs, DbPool};
 use crate::sync::worker::Worker;
 
@@ -61,8 +61,15 @@ impl Application {
         let metrics = Arc::new(Metrics::new()?);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            database_url: config.database_url.clone(),
             waker: worker.waker(),
             metrics,
+            tokens: TokenCache::start(
+                pool.clone(),
+                config.token_cache_ttl,
+                config.token_use_flush_interval,
+            )
+            .context("cannot start the token bookkeeping")?,
             body_limit: config.body_limit_bytes,
             max_records: config.max_records_per_push,
         });

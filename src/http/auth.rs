@@ -27,14 +27,24 @@ async fn authenticate(req: &HttpRequest, required: Scope) -> Result<Caller, AppE
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state is missing")))?
         .clone();
-    let secret = bearer_token(req)?;
-    let pool = state.pool.clone();
-    let token = web::block(move || -> Result<_, AppError> {
-        let mut conn = pool.get()?;
-        Ok(tokens::authenticate(&mut conn, &secret)?)
-    })
-    .await??
-    .ok_or_else(|| AppError::Unauthorized("The token is unknown or has been revoked.".into()))?;
+    let token_hash = tokens::hash_secret(&bearer_token(req)?);
+    let token = match state.tokens.get(&token_hash) {
+        Some(token) => token,
+        None => {
+            let pool = state.pool.clone();
+            let found = web::block(move || -> Result<_, AppError> {
+                let mut conn = pool.get()?;
+                Ok(tokens::find_live_by_hash(&mut conn, &token_hash)?)
+            })
+            .await??
+            .ok_or_else(|| {
+                AppError::Unauthorized("The token is unknown or has been revoked.".into())
+            })?;
+            state.tokens.put(found.clone());
+            found
+        }
+    };
+    state.tokens.record_use(&token);
     let scope: Scope = token
         .scope
         .parse()

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::error::{AppError, Problem};
 use crate::http::AppState;
-use crate::store::pending_migrations;
+use crate::store::{pending_migrations, probe};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -29,31 +29,37 @@ pub async fn healthz() -> web::Json<Health> {
 
 /// Can the service serve requests?
 ///
-/// Ready when the database answers and has every migration.
+/// Ready when the database answers, has every migration and can take writes (its disk has
+/// room and it is not read-only); nothing is written by the check.
 #[utoipa::path(
     tag = "operations",
     security(()),
     responses(
         (status = 200, description = "The database is reachable and migrated.", body = Health),
-        (status = 503, description = "The database is unreachable or not migrated.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable, not migrated, read-only or out of disk space.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, AppError> {
     let pool = state.pool.clone();
-    let pending = web::block(move || -> Result<usize, AppError> {
+    let database_url = state.database_url.clone();
+    web::block(move || -> Result<(), AppError> {
         let mut conn = pool.get()?;
-        pending_migrations(&mut conn).map_err(|error| {
+        let pending = pending_migrations(&mut conn).map_err(|error| {
             tracing::error!(%error, "readiness check cannot read the migration state");
             AppError::Unavailable("The database cannot be read.".into())
+        })?;
+        if pending > 0 {
+            return Err(AppError::Unavailable(format!(
+                "The database lacks {pending} migration(s); run hris-sync migrate."
+            )));
+        }
+        probe::check_writable(&mut conn, &database_url).map_err(|why| {
+            tracing::warn!(%why, "not ready: the store cannot take writes");
+            AppError::Unavailable(why.to_string())
         })
     })
     .await??;
-    if pending > 0 {
-        return Err(AppError::Unavailable(format!(
-            "The database lacks {pending} migration(s); run hris-sync migrate."
-        )));
-    }
     Ok(web::Json(Health {
         status: "ready".into(),
     }))

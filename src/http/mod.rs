@@ -13,6 +13,10 @@ pub mod users;
 mod fallback;
 mod observe;
 mod params;
+mod security_headers;
+mod token_cache;
+
+pub use token_cache::TokenCache;
 
 use std::sync::Arc;
 
@@ -33,8 +37,12 @@ pub use metrics::Metrics;
 /// What handlers share.
 pub struct AppState {
     pub pool: DbPool,
+    /// Where the store is, for the readiness probe (the SQLite file's disk).
+    pub database_url: String,
     pub waker: WorkerWaker,
     pub metrics: Arc<Metrics>,
+    /// Tokens recently looked up, and the uses to record.
+    pub tokens: TokenCache,
     /// Largest accepted push body.
     pub body_limit: usize,
     /// Most records a push may carry.
@@ -115,5 +123,8 @@ pub fn app(
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec))
         .default_service(web::to(fallback::not_found_or_not_allowed))
         .wrap(ErrorHandlers::new().default_handler(fallback::as_problem))
+        .wrap(actix_web::middleware::from_fn(
+            security_headers::security_headers,
+        ))
         .wrap(actix_web::middleware::from_fn(observe::observe))
 }

@@ -6,8 +6,10 @@
 //! backend cannot express (multi-row inserts) match on the backend.
 
 pub mod events;
+pub mod faults;
 pub mod models;
 pub mod organizations;
+pub mod probe;
 pub mod runs;
 pub mod schema;
 pub mod teams;
@@ -19,6 +21,7 @@ mod pool;
 pub use pool::{
     begin_bulk_write, checkpoint, connect, durable_write_transaction, end_bulk_write, migrate,
     pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError,
+    SQLITE_BUSY_TIMEOUT_MS,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -21,7 +21,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// How long a SQLite writer waits for another writer before giving up. A large run holds the
 /// write lock for a second or two.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
 
 /// 16 KiB pages: measured with the bench, a first sync of 100,000 users takes ~2.4 s
 /// instead of ~3.0 s with SQLite's default 4 KiB.

@@ -1,6 +1,5 @@
 //! API tokens: random secrets shown once and stored only as a SHA-256 hash.
 
-use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -8,13 +7,10 @@ use sha2::{Digest, Sha256};
 use crate::domain::Scope;
 use crate::store::models::TokenRow;
 use crate::store::schema::api_tokens;
-use crate::store::{new_id, now, timestamp, DbConn};
+use crate::store::{new_id, now, write_transaction, DbConn};
 
 /// Secrets start with this prefix so that secret scanners can spot leaked tokens.
 pub const TOKEN_PREFIX: &str = "hsk_";
-
-/// `last_used_at` is written at most this often per token, to keep reads read-only.
-const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
 /// A new secret: 256 random bits, hex-encoded after the prefix.
 fn generate_secret() -> String {
@@ -75,31 +71,30 @@ pub fn revoke(conn: &mut DbConn, id: &str) -> QueryResult<Option<TokenRow>> {
         .optional()
 }
 
-/// The live token with this secret, if any. Records the use at most once a minute.
-pub fn authenticate(conn: &mut DbConn, secret: &str) -> QueryResult<Option<TokenRow>> {
-    let token = api_tokens::table
-        .filter(api_tokens::token_hash.eq(hash_secret(secret)))
+/// The live token whose secret has this hash ([`hash_secret`]), if any. Read-only: the use is recorded later, in a batch
+/// ([`record_uses`]), so that authenticating never waits for a writer.
+pub fn find_live_by_hash(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<TokenRow>> {
+    api_tokens::table
+        .filter(api_tokens::token_hash.eq(token_hash))
         .filter(api_tokens::revoked_at.is_null())
         .select(TokenRow::as_select())
         .first(conn)
-        .optional()?;
-    if let Some(token) = &token {
-        let stale_before = timestamp(Utc::now() - Duration::seconds(LAST_USED_RESOLUTION_SECONDS));
-        if token
-            .last_used_at
-            .as_deref()
-            .is_none_or(|used| used < stale_before.as_str())
-        {
-            // Bookkeeping: a busy database must not turn a request into an error.
-            let recorded = diesel::update(api_tokens::table.find(&token.id))
-                .set(api_tokens::last_used_at.eq(now()))
-                .execute(conn);
-            if let Err(error) = recorded {
-                tracing::warn!(token_id = %token.id, %error, "cannot record the token's last use");
-            }
-        }
+        .optional()
+}
+
+/// Writes the last use of several tokens at once: `(token id, RFC 3339 time)`.
+pub fn record_uses(conn: &mut DbConn, uses: &[(String, String)]) -> QueryResult<()> {
+    if uses.is_empty() {
+        return Ok(());
     }
-    Ok(token)
+    write_transaction(conn, |conn| {
+        for (token_id, used_at) in uses {
+            diesel::update(api_tokens::table.find(token_id))
+                .set(api_tokens::last_used_at.eq(used_at))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -125,6 +125,9 @@ pub fn process_run(
             |sink| plan(&candidates, &order, &context, sink),
         )?;
         phases.mark("plan_and_write");
+        if let Some(hold) = hooks.hold_run_transaction {
+            std::thread::sleep(hold);
+        }
         let status = if totals.issues.errors > 0 {
             RunStatus::SucceededWithErrors
         } else {

@@ -1,6 +1,8 @@
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
-use crate::helpers::{assert_problem, person, spawn_app};
+use crate::helpers::{assert_problem, person, spawn_app, spawn_app_with};
 
 #[test]
 fn requests_without_a_token_are_401_with_a_bearer_challenge() {
@@ -42,8 +44,8 @@ fn unknown_tokens_are_401() {
 }
 
 #[test]
-fn a_revoked_token_stops_working() {
-    let app = spawn_app();
+fn a_revoked_token_stops_working_within_the_token_cache_time() {
+    let app = spawn_app_with(|config| config.token_cache_ttl = Duration::from_millis(300));
     let token = app.token("sync:read");
     assert_eq!(app.get_as(&token, "/v1/syncs").status().as_u16(), 200);
     let mut conn = hris_sync::store::connect(&app.database_url, 1)
@@ -53,18 +55,28 @@ fn a_revoked_token_stops_working() {
     let listed = hris_sync::store::tokens::list(&mut conn, &app.organization_id).unwrap();
     let row = listed.iter().find(|t| t.name == "test").unwrap();
     hris_sync::store::tokens::revoke(&mut conn, &row.id).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
     assert_problem(app.get_as(&token, "/v1/syncs"), 401);
 }
 
 #[test]
-fn tokens_are_stored_only_as_hashes_and_record_their_last_use() {
-    let app = spawn_app();
+fn tokens_are_stored_only_as_hashes_and_record_their_last_use_in_the_background() {
+    let app = spawn_app_with(|config| {
+        config.token_use_flush_interval = Duration::from_millis(100);
+    });
     app.get("/v1/syncs");
     let mut conn = hris_sync::store::connect(&app.database_url, 1)
         .unwrap()
         .get()
         .unwrap();
-    let listed = hris_sync::store::tokens::list(&mut conn, &app.organization_id).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = hris_sync::store::tokens::list(&mut conn, &app.organization_id).unwrap();
+        if listed[0].last_used_at.is_some() || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(listed.len(), 1);
     assert_ne!(listed[0].token_hash, app.admin_token);
     assert!(!listed[0].token_hash.contains(&app.admin_token[4..]));

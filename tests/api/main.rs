@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod openapi;
 mod recovery;
+mod reliability;
 mod sync_approval;
 mod sync_directory;
 mod sync_push;

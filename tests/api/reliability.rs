@@ -1,0 +1,203 @@
+//! The service under faults and next to long runs: reads do not wait for a run's write lock,
+//! a full disk is a 507 that stores nothing (and `/readyz` says so), and every response carries
+//! the security headers.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{person, spawn_app, spawn_app_with, start};
+
+#[test]
+fn every_response_carries_the_security_headers() {
+    let app = spawn_app();
+    for path in [
+        "/v1/syncs",
+        "/v1/nothing-here",
+        "/healthz",
+        "/api-docs/openapi.json",
+    ] {
+        let response = app.get(path);
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    let unauthenticated = app.client.get(app.url("/v1/users")).send().unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    assert_eq!(unauthenticated.headers()["cache-control"], "no-store");
+}
+
+#[test]
+fn swagger_ui_has_a_content_security_policy_that_forbids_framing() {
+    let app = spawn_app();
+    let page = app.client.get(app.url("/swagger-ui/")).send().unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    // The policy allows no inline script: the page must not need one.
+    let html = page.text().unwrap();
+    for script in html.split("<script").skip(1) {
+        assert!(
+            script.trim_start().starts_with("src="),
+            "inline script in Swagger UI: {script}"
+        );
+    }
+}
+
+#[test]
+fn a_read_with_a_fresh_token_does_not_wait_for_a_run_holding_the_write_lock() {
+    let app = spawn_app_with(|config| {
+        config.test_hooks.hold_run_transaction = Some(Duration::from_secs(4));
+    });
+    // A token never used before: authenticating it once meant writing its last use.
+    let reader = app.token("sync:read");
+    let run = app.push("incremental", json!([person("E1"), person("E2")]));
+    let id = run["id"].as_str().unwrap().to_owned();
+    wait_until_running(&app, &id);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let started = Instant::now();
+    let response = app.get_as(&reader, "/v1/users?limit=1");
+    let elapsed = started.elapsed();
+    assert_eq!(response.status().as_u16(), 200);
+    let still = app.get_json(&format!("/v1/syncs/{id}"));
+    assert_eq!(
+        still["status"], "running",
+        "the run must still hold its transaction"
+    );
+    // Generous bound for a loaded CI machine; the run holds the lock for 4 s.
+    assert!(
+        elapsed < Duration::from_millis(1_000),
+        "read took {elapsed:?}"
+    );
+    assert_eq!(app.wait_for_run(&id)["status"], "succeeded");
+}
+
+fn wait_until_running(app: &crate::helpers::TestApp, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = app.get_json(&format!("/v1/syncs/{id}"));
+        if run["status"] == "running" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "run never started: {run}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A small file system of its own (tmpfs), unmounted when dropped. `None` where this machine
+/// does not let the tests mount one (not root, or no CAP_SYS_ADMIN).
+struct SmallDisk {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let path = dir.path().to_path_buf();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .ok()?
+            .success();
+        mounted.then_some(SmallDisk { _dir: dir, path })
+    }
+
+    /// Fills the disk with one file, until the file system says no.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write as _;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn company(size: usize, prefix: &str) -> Value {
+    // Distinct, hard-to-compress values, so that the stored push needs fresh pages.
+    let people: Vec<Value> = (0..size)
+        .map(|i| {
+            let noise = uuid::Uuid::now_v7().simple().to_string();
+            json!({"external_id": format!("{prefix}{i}-{noise}"),
+                   "email": format!("{prefix}{i}.{noise}@example.com"),
+                   "first_name": format!("F{noise}"), "last_name": format!("L{noise}"),
+                   "start_date": "2024-01-01"})
+        })
+        .collect();
+    json!({"source": "test", "mode": "incremental", "users": people})
+}
+
+#[test]
+fn a_full_disk_refuses_pushes_with_507_stores_nothing_and_makes_the_instance_not_ready() {
+    let Some(disk) = SmallDisk::mount(24) else {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs");
+        return;
+    };
+    let database_url = format!("sqlite://{}", disk.path.join("hris-sync.db").display());
+    let mut app = start(&database_url, |_| {});
+    assert_eq!(app.get("/readyz").status().as_u16(), 200);
+    let first = app.sync("incremental", json!([person("E1")]));
+    assert_eq!(first["status"], "succeeded");
+
+    let filler = disk.fill();
+    let ready = app.get("/readyz");
+    assert_eq!(ready.status().as_u16(), 503);
+    let problem: Value = ready.json().unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("disk"),
+        "{problem}"
+    );
+
+    let mut accepted = 0;
+    let mut refused = None;
+    for attempt in 0..20 {
+        let response = app.post_json("/v1/syncs", &company(2_000, &format!("A{attempt}-")));
+        match response.status().as_u16() {
+            202 => accepted += 1,
+            status => {
+                refused = Some((status, response));
+                break;
+            }
+        }
+    }
+    let (status, response) = refused.expect("a full disk must refuse a push at some point");
+    assert_eq!(status, 507, "a full disk is 507, never another status");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(response.headers().contains_key("retry-after"));
+    let runs: Value = app.get_json("/v1/syncs?limit=100");
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        1 + accepted,
+        "only the accepted pushes are stored"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(app.get("/readyz").status().as_u16(), 200);
+    let after = app.sync("incremental", json!([person("E2")]));
+    assert_eq!(after["counts"]["created"], 1);
+    app.stop();
+    drop(disk);
+}
