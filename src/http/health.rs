@@ -4,9 +4,11 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::RunStatus;
 use crate::error::{AppError, Problem};
+use crate::http::metrics::QueueDepth;
 use crate::http::AppState;
-use crate::store::{pending_migrations, probe};
+use crate::store::{pending_migrations, probe, runs};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -73,8 +75,49 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, App
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let body = state.metrics.render(&state.pool.state());
+    let pool = state.pool.clone();
+    let queue = web::block(move || queue_depths(&pool))
+        .await
+        .unwrap_or_default();
+    let body = state.metrics.render(&state.pool.state(), &queue);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
+}
+
+/// The queue as `/metrics` shows it: every unfinished status, 0 when no run is in it. A store
+/// that cannot be read leaves the gauges out rather than failing the scrape.
+fn queue_depths(pool: &crate::store::DbPool) -> Vec<QueueDepth> {
+    let rows = match pool
+        .get()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| Ok(runs::queue_depths(&mut conn)?))
+    {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the run queue for /metrics");
+            return Vec::new();
+        }
+    };
+    let now = chrono::Utc::now();
+    [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::AwaitingApproval,
+    ]
+    .into_iter()
+    .map(|status| {
+        let row = rows.iter().find(|(stored, _, _)| stored == status.as_str());
+        let oldest_age = row
+            .and_then(|(_, _, oldest)| oldest.as_deref())
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .and_then(|at| (now - at.with_timezone(&chrono::Utc)).to_std().ok())
+            .unwrap_or_default();
+        QueueDepth {
+            status: status.as_str(),
+            runs: row.map_or(0, |(_, runs, _)| *runs),
+            oldest_age,
+        }
+    })
+    .collect()
 }

@@ -11,6 +11,16 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pool: IntGaugeVec,
+    runs_waiting: IntGaugeVec,
+    oldest_run_age: prometheus::GaugeVec,
+}
+
+/// Runs in an unfinished state, as `/metrics` reports them.
+pub struct QueueDepth {
+    pub status: &'static str,
+    pub runs: i64,
+    /// Age of the oldest run in that state.
+    pub oldest_age: Duration,
 }
 
 impl Metrics {
@@ -40,6 +50,22 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let runs_waiting = IntGaugeVec::new(
+            Opts::new(
+                "sync_runs",
+                "Sync runs not finished yet, by status (pending, running, awaiting_approval).",
+            ),
+            &["status"],
+        )?;
+        let oldest_run_age = prometheus::GaugeVec::new(
+            Opts::new(
+                "sync_run_oldest_age_seconds",
+                "Age of the oldest sync run in each unfinished status (0 when none).",
+            ),
+            &["status"],
+        )?;
+        registry.register(Box::new(runs_waiting.clone()))?;
+        registry.register(Box::new(oldest_run_age.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool.clone()))?;
@@ -48,6 +74,8 @@ impl Metrics {
             requests,
             latency,
             pool,
+            runs_waiting,
+            oldest_run_age,
         })
     }
 
@@ -62,8 +90,16 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The Prometheus text exposition, with the pool state read now.
-    pub fn render(&self, pool: &diesel::r2d2::State) -> String {
+    /// The Prometheus text exposition, with the pool state and the queue read now.
+    pub fn render(&self, pool: &diesel::r2d2::State, queue: &[QueueDepth]) -> String {
+        for depth in queue {
+            self.runs_waiting
+                .with_label_values(&[depth.status])
+                .set(depth.runs);
+            self.oldest_run_age
+                .with_label_values(&[depth.status])
+                .set(depth.oldest_age.as_secs_f64());
+        }
         let idle = i64::from(pool.idle_connections);
         self.pool.with_label_values(&["idle"]).set(idle);
         self.pool

@@ -373,3 +373,19 @@ fn with_log_lines(conn: &mut DbConn, run_id: &str, lines: &[LogLine]) -> QueryRe
     logs.extend_from_slice(lines);
     Ok(serde_json::to_string(&logs).unwrap_or_else(|_| "[]".to_owned()))
 }
+
+/// How many runs wait in each unfinished state, and since when the oldest of them was
+/// created: `(status, count, oldest created_at)`. For `/metrics`; reads the status index.
+pub fn queue_depths(conn: &mut DbConn) -> QueryResult<Vec<(String, i64, Option<String>)>> {
+    use diesel::dsl::{count_star, min};
+    let waiting = [
+        RunStatus::Pending.as_str(),
+        RunStatus::Running.as_str(),
+        RunStatus::AwaitingApproval.as_str(),
+    ];
+    sync_runs::table
+        .filter(sync_runs::status.eq_any(waiting))
+        .group_by(sync_runs::status)
+        .select((sync_runs::status, count_star(), min(sync_runs::created_at)))
+        .load(conn)
+}
