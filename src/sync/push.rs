@@ -14,7 +14,7 @@ use crate::error::FieldError;
 use crate::store::runs::{self, Idempotency, NewRun, Stored};
 use crate::store::DbConn;
 use crate::sync::candidate::Candidate;
-use crate::sync::record::RawRecord;
+use crate::sync::record::{recover_identity, RawRecord};
 use crate::sync::validate::{validate, Rules};
 
 /// The source name when a push does not give one.
@@ -375,7 +375,10 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
                     }
                     validate(row, &raw, self.rules)
                 }
-                Err(error) => Candidate::unreadable(row, &error.to_string()),
+                Err(error) => {
+                    let (external_id, email) = recover_identity(element);
+                    Candidate::unreadable(row, &error.to_string()).named(external_id, email)
+                }
             };
             read.candidates.push(candidate);
             if read.candidates.len().is_multiple_of(PROGRESS_EVERY) {

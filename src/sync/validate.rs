@@ -11,7 +11,7 @@ use crate::domain::{
     IsoDate, Phone, ProvisioningSettings, RequirableField, Role, TextProblem, Username,
     EMAIL_MAX_LENGTH,
 };
-use crate::sync::candidate::{Candidate, Issue, Patch, Record, Shown};
+use crate::sync::candidate::{Candidate, Issue, Links, Patch, Record, Shown};
 use crate::sync::record::{Field, RawRecord};
 
 /// Most teams, or custom fields, one record may carry.
@@ -184,6 +184,13 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
     let custom_fields = custom_fields(&raw.custom_fields, rules, &mut issues);
 
     let email_key = email.as_ref().map(Email::normalized);
+    let links = external_id.as_ref().map(|_| Links {
+        manager_external_id: manager_external_id.clone(),
+        role,
+        approval_process,
+        leaving: employment_status.is_some_and(|status| status != EmploymentStatus::Active)
+            || matches!(&end_date, Patch::Set(end) if end.date() < rules.today),
+    });
     let has_error = issues
         .iter()
         .any(|issue| issue.severity() == crate::domain::Severity::Error);
@@ -223,6 +230,13 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
                 fingerprint: String::new(),
             };
             record.fingerprint = record.compute_fingerprint();
+            if let Some(salt) = rules_salt(rules.settings) {
+                // The same record meets new group rules or a new perimeter differently.
+                record.fingerprint = format!(
+                    "{:032x}",
+                    xxhash_rust::xxh3::xxh3_128(format!("{}{salt}", record.fingerprint).as_bytes())
+                );
+            }
             Some(record)
         }
         _ => None,
@@ -233,8 +247,19 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
         external_id,
         email_key,
         record,
+        links,
         issues,
     }
+}
+
+/// The settings that decide how a valid record applies beyond its own values (its groups,
+/// whether it is in the perimeter), as text; `None` when there are none, so that fingerprints
+/// stay as they were for organizations that use neither.
+fn rules_salt(settings: &ProvisioningSettings) -> Option<String> {
+    if settings.group_rules.is_empty() && settings.sync_perimeter.is_none() {
+        return None;
+    }
+    serde_json::to_string(&(&settings.group_rules, &settings.sync_perimeter)).ok()
 }
 
 /// Text of a field for the report: strings as they are, other scalars written out.
