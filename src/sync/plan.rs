@@ -130,6 +130,8 @@ struct Planner<'a, 'c, S: Sink> {
     sink: &'a mut S,
     /// Ids of the users this run creates, by external id (managers are planned first).
     created_ids: HashMap<String, String>,
+    /// The same, the other way round: external ids by id.
+    created_external_ids: HashMap<String, String>,
     /// Team names by lowercased name: the directory's and those this run creates.
     team_names: HashMap<String, String>,
     totals: Totals,
@@ -150,6 +152,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             context,
             sink,
             created_ids: HashMap::new(),
+            created_external_ids: HashMap::new(),
             team_names,
             totals: Totals::default(),
             users_with_issues: HashSet::new(),
@@ -428,10 +431,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         if let Some(manager) = self.context.directory.by_id(manager_id) {
             return manager.external_id.clone();
         }
-        self.created_ids
-            .iter()
-            .find(|(_, id)| id.as_str() == manager_id)
-            .map(|(external_id, _)| external_id.clone())
+        self.created_external_ids.get(manager_id).cloned()
     }
 
     /// Reports a record's own issues (and those planning found: offboarding, groups,
@@ -493,6 +493,8 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         let groups_change = self.assign_groups(&mut user, &mut found);
         self.created_ids
             .insert(record.external_id.clone(), id.clone());
+        self.created_external_ids
+            .insert(id.clone(), record.external_id.clone());
         self.totals.counts.created += 1;
         self.sink.create_user(user)?;
         self.update(UpdateAction::UserCreated, changes, candidate, &id)?;
