@@ -86,3 +86,11 @@ pub fn set_settings(
     }
     Ok(())
 }
+
+/// The ids of every organization.
+pub fn ids(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    organizations::table
+        .select(organizations::id)
+        .order(organizations::id)
+        .load(conn)
+}

@@ -100,6 +100,24 @@ pub fn archive_expired(
     })
 }
 
+/// [`archive_expired`] for every organization, one transaction each: the worker's daily pass.
+/// An organization whose pass fails is logged and the others go on.
+pub fn archive_expired_everywhere(conn: &mut DbConn, today: NaiveDate) -> QueryResult<Expired> {
+    let mut total = Expired::default();
+    for organization_id in organizations::ids(conn)? {
+        match archive_expired(conn, &organization_id, today) {
+            Ok(done) => {
+                total.archived += done.archived;
+                total.waiting_for_trips += done.waiting_for_trips;
+            }
+            Err(error) => {
+                tracing::error!(%organization_id, %error, "cannot end the archive grace periods")
+            }
+        }
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

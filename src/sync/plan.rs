@@ -415,9 +415,10 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
     /// NO_GROUP_MATCH for an unchanged user whose stored groups are empty while rules exist.
     fn has_rules_but_no_group(&self, stored_groups: &str) -> Vec<Issue> {
         let rules = self.context.settings.group_rules.len();
-        let none =
-            serde_json::from_str::<Vec<String>>(stored_groups).map_or(true, |g| g.is_empty());
-        if rules > 0 && none {
+        // Parsed only when rules exist: this is on the path of every unchanged record.
+        if rules > 0
+            && serde_json::from_str::<Vec<String>>(stored_groups).map_or(true, |g| g.is_empty())
+        {
             vec![no_group_match(rules)]
         } else {
             Vec::new()

@@ -333,10 +333,13 @@ fn a_user_still_missing_when_the_grace_period_ends_is_archived_by_a_run_or_the_d
         .expect("daily pass");
     assert_eq!(early.archived, 0);
     let later = today.checked_add_days(Days::new(3)).unwrap();
-    let done = hris_sync::sync::grace::archive_expired(&mut conn, &app.organization_id, later)
-        .expect("daily pass");
+    let done = hris_sync::sync::grace::archive_expired_everywhere(&mut conn, later)
+        .expect("daily pass over every organization");
     assert_eq!(done.archived, 2);
     assert_eq!(user(&app, "GONE1").unwrap()["state"], "archived");
+    let again = hris_sync::sync::grace::archive_expired(&mut conn, &app.organization_id, later)
+        .expect("daily pass");
+    assert_eq!(again.archived, 0, "nothing is archived twice");
 
     // A run checks the grace period too: with no grace left, the next run archives.
     app.sync(
