@@ -328,9 +328,9 @@ catalogue! {
     CUSTOM_FIELD_REQUIRED {
         category: UserFlow, severity: Error, needs_action: true,
         title: "A required custom field is missing",
-        message: "The provisioning settings mark this custom field as required and the record does not carry it. The record was skipped.",
+        message: "The provisioning settings mark this custom field as required and the record does not carry it, or carries a value of the wrong type (see the CUSTOM_FIELD_TYPE_MISMATCH of the same field). The record was skipped.",
         remediation: [
-            "Fill in the field in your HR tool and check that your integration sends it under custom_fields.",
+            "Fill in the field in your HR tool (with a value of the field's type) and check that your integration sends it under custom_fields (CSV: a column custom.<key>).",
             "Or mark the field as not required in the provisioning settings.",
             "Run the sync again.",
         ],

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use crate::catalogue::IssueCode;
-use crate::domain::SyncPerimeter;
+use crate::domain::{SyncPerimeter, UserState};
 use crate::sync::candidate::{Candidate, Issue};
 use crate::sync::condition::{holds, record_values};
 use crate::sync::directory::Directory;
@@ -80,12 +80,17 @@ fn not_created(why: &str) -> Issue {
     )
 }
 
-/// The issue of an existing user archived because they left the perimeter.
-pub fn left(why: &str) -> Issue {
+/// The issue of an existing user outside the perimeter, offboarded from `before` to `after`.
+pub fn left(why: &str, before: UserState, after: UserState) -> Issue {
+    let what = match (before, after) {
+        (UserState::Archived, _) => "stays archived",
+        (_, UserState::PendingArchive) => "is offboarded once their upcoming trips are over",
+        _ => "was archived",
+    };
     Issue::new(
         IssueCode::OUTSIDE_SYNC_PERIMETER,
         "email",
-        format!("The user left the sync perimeter ({why}) and was archived."),
+        format!("The user is outside the sync perimeter ({why}) and {what}."),
     )
 }
 

@@ -322,7 +322,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             (false, _) => UserState::Active,
         };
         if let Some(why) = &outside {
-            extra_issues.push(perimeter::left(why));
+            extra_issues.push(perimeter::left(why, before, after));
         }
         if after != before {
             changes.push(Change {

@@ -1317,6 +1317,12 @@ fn an_archived_user_outside_the_perimeter_is_not_reactivated() {
     assert_eq!(totals.counts.reactivated, 0);
     assert!(sink.updated.iter().all(|user| user.state == "archived"));
     assert_eq!(issue_codes(&sink), ["OUTSIDE_SYNC_PERIMETER"]);
+    let issue = sink.events.iter().find_map(|e| e.issue.as_ref()).unwrap();
+    assert!(
+        issue.message.ends_with("and stays archived."),
+        "{}",
+        issue.message
+    );
 }
 
 fn missing_since(row: UserRow, since: &str) -> UserRow {

@@ -540,19 +540,26 @@ fn custom_fields(
         }
     }
     for definition in rules.settings.custom_fields.iter().filter(|d| d.required) {
-        let present = given
+        let value = given
             .and_then(|map| map.get(&definition.key))
-            .is_some_and(|v| !v.is_null());
-        if !present {
-            issues.push(Issue::new(
-                IssueCode::CUSTOM_FIELD_REQUIRED,
-                &format!("custom_fields.{}", definition.key),
-                format!(
-                    "The custom field {:?} is required and the record has none.",
-                    definition.key
-                ),
-            ));
-        }
+            .filter(|v| !v.is_null());
+        let problem = match value {
+            None => "the record has none".to_owned(),
+            // The value's CUSTOM_FIELD_TYPE_MISMATCH says what is wrong with it.
+            Some(value) if !matches_type(value, definition.field_type) => format!(
+                "the record's value is not a {}",
+                definition.field_type.as_str()
+            ),
+            Some(_) => continue,
+        };
+        issues.push(Issue::new(
+            IssueCode::CUSTOM_FIELD_REQUIRED,
+            &format!("custom_fields.{}", definition.key),
+            format!(
+                "The custom field {:?} is required and {problem}.",
+                definition.key
+            ),
+        ));
     }
     accepted
 }
@@ -863,5 +870,53 @@ mod tests {
         let record = candidate.record.unwrap();
         assert_eq!(record.custom_fields.get("badge"), Some(&Some(json!(true))));
         assert_eq!(record.custom_fields.get("cost_center"), Some(&None));
+    }
+
+    #[test]
+    fn a_required_custom_field_of_the_wrong_type_skips_the_record_and_dates_are_iso() {
+        let settings = ProvisioningSettings {
+            custom_fields: vec![
+                CustomFieldDefinition {
+                    key: "badge".into(),
+                    field_type: CustomFieldType::Boolean,
+                    required: true,
+                },
+                CustomFieldDefinition {
+                    key: "until".into(),
+                    field_type: CustomFieldType::Date,
+                    required: false,
+                },
+            ],
+            ..ProvisioningSettings::default()
+        };
+        let candidate = check_with(
+            &settings,
+            with(
+                "custom_fields",
+                json!({"badge": "yes", "until": "2027-02-30"}),
+            ),
+        );
+        assert_eq!(
+            codes(&candidate),
+            [
+                "CUSTOM_FIELD_TYPE_MISMATCH",
+                "CUSTOM_FIELD_TYPE_MISMATCH",
+                "CUSTOM_FIELD_REQUIRED"
+            ]
+        );
+        assert!(candidate.is_skipped());
+        assert!(candidate.issues[2].message.contains("is not a boolean"));
+        let candidate = check_with(
+            &settings,
+            with(
+                "custom_fields",
+                json!({"badge": false, "until": "2027-02-28"}),
+            ),
+        );
+        let record = candidate.record.unwrap();
+        assert_eq!(
+            record.custom_fields.get("until"),
+            Some(&Some(json!("2027-02-28")))
+        );
     }
 }
