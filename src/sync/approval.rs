@@ -418,101 +418,10 @@ fn check_manager(candidates: &mut [Candidate], index: usize, graph: &Graph<'_>) 
         return None;
     }
     let manager = manager.to_owned();
-    let mut issues = Vec::new();
-    let mut blocked = None;
-    match graph.push.get(&manager).copied() {
-        Some(at) => {
-            let theirs = &candidates[at];
-            let their_role = || {
-                let existing = graph.directory.by_external_id(&manager);
-                theirs
-                    .links
-                    .as_ref()
-                    .and_then(|links| links.role)
-                    .or(existing.map(role_of))
-                    .unwrap_or(Role::Member)
-            };
-            let new_outside = theirs.has(IssueCode::OUTSIDE_SYNC_PERIMETER)
-                && graph.directory.by_external_id(&manager).is_none();
-            // Two records of one loop: the loop is the whole story of each.
-            let same_loop = candidates[index].has(IssueCode::MANAGER_CYCLE)
-                && theirs
-                    .issues
-                    .iter()
-                    .filter(|issue| issue.severity() == Severity::Error)
-                    .all(|issue| issue.code == IssueCode::MANAGER_CYCLE);
-            match &theirs.record {
-                None if same_loop => {}
-                None => {
-                    let reason = match (theirs.first_error(), theirs.issues.iter().filter(|i| i.severity() == Severity::Error).count()) {
-                        (Some(error), 1) => error.code.as_str().to_owned(),
-                        (Some(error), errors) => format!("{} and {} more error(s)", error.code, errors - 1),
-                        (None, _) => "an error".to_owned(),
-                    };
-                    blocked = Some((theirs.row, reason));
-                    issues.push(Issue::new(
-                        IssueCode::MANAGER_DOES_NOT_EXIST,
-                        "manager_external_id",
-                        // Worded by explain_blocked once every issue is known.
-                        format!("The manager {manager:?} (row {}) was skipped.", theirs.row),
-                    ));
-                    // Fixing the manager's row would not be enough if they are a guest.
-                    if their_role() == Role::Guest {
-                        issues.push(guest_issue(&manager));
-                    }
-                }
-                Some(_) if new_outside => issues.push(Issue::new(
-                    IssueCode::MANAGER_DOES_NOT_EXIST,
-                    "manager_external_id",
-                    format!("The manager {manager:?} (row {}) is outside the sync perimeter, so this sync does not create them.", theirs.row),
-                )),
-                Some(theirs_record) if theirs_record.is_leaving(graph.today) => {
-                    issues.push(match graph.directory.by_external_id(&manager) {
-                        Some(_) => Issue::new(
-                            IssueCode::MANAGER_IS_ARCHIVED,
-                            "manager_external_id",
-                            format!("The manager {manager:?} (row {}) is being offboarded by this sync.", theirs.row),
-                        ),
-                        None => Issue::new(
-                            IssueCode::MANAGER_DOES_NOT_EXIST,
-                            "manager_external_id",
-                            format!("The manager {manager:?} (row {}) has left the company (terminated, rescinded or past end date), so this sync does not create them.", theirs.row),
-                        ),
-                    })
-                }
-                Some(_) => {
-                    if their_role() == Role::Guest {
-                        issues.push(guest_issue(&manager));
-                    }
-                }
-            }
-        }
-        None => match graph.directory.by_external_id(&manager) {
-            None => issues.push(Issue::new(
-                IssueCode::MANAGER_DOES_NOT_EXIST,
-                "manager_external_id",
-                format!("The manager {manager:?} is neither in this push nor in the directory."),
-            )),
-            Some(user) if role_of(user) == Role::Guest => issues.push(guest_issue(&manager)),
-            Some(user) => {
-                let gone = match state_of(user) {
-                    UserState::Archived => Some("is archived"),
-                    UserState::PendingArchive => Some("is being offboarded"),
-                    _ if graph.mode == SyncMode::Full => {
-                        Some("is not in this full sync and will be archived")
-                    }
-                    _ => None,
-                };
-                issues.extend(gone.map(|why| {
-                    Issue::new(
-                        IssueCode::MANAGER_IS_ARCHIVED,
-                        "manager_external_id",
-                        format!("The manager {manager:?} {why}."),
-                    )
-                }));
-            }
-        },
-    }
+    let (issues, blocked) = match graph.push.get(&manager).copied() {
+        Some(at) => push_manager_issues(candidates, index, at, &manager, graph),
+        None => (directory_manager_issues(&manager, graph), None),
+    };
     let candidate = &mut candidates[index];
     let first = candidate.issues.len();
     for issue in issues {
@@ -525,6 +434,110 @@ fn check_manager(candidates: &mut [Candidate], index: usize, graph: &Graph<'_>) 
         manager_row,
         reason,
     })
+}
+
+/// Issues of the record at `index` whose manager is the record at `at`; with the manager's row
+/// and the reason it was skipped, when the record is blocked by it.
+fn push_manager_issues(
+    candidates: &[Candidate],
+    index: usize,
+    at: usize,
+    manager: &str,
+    graph: &Graph<'_>,
+) -> (Vec<Issue>, Option<(u32, String)>) {
+    let theirs = &candidates[at];
+    let existing = graph.directory.by_external_id(manager);
+    let their_role = theirs
+        .links
+        .as_ref()
+        .and_then(|links| links.role)
+        .or(existing.map(role_of))
+        .unwrap_or(Role::Member);
+    let row = theirs.row;
+    let mut issues = Vec::new();
+    let Some(their_record) = &theirs.record else {
+        // Two records of one loop: the loop is the whole story of each.
+        let errors: Vec<&Issue> = theirs
+            .issues
+            .iter()
+            .filter(|issue| issue.severity() == Severity::Error)
+            .collect();
+        let same_loop = candidates[index].has(IssueCode::MANAGER_CYCLE)
+            && errors
+                .iter()
+                .all(|issue| issue.code == IssueCode::MANAGER_CYCLE);
+        if same_loop {
+            return (issues, None);
+        }
+        let reason = match errors.as_slice() {
+            [] => "an error".to_owned(),
+            [only] => only.code.as_str().to_owned(),
+            [first, rest @ ..] => format!("{} and {} more error(s)", first.code, rest.len()),
+        };
+        issues.push(Issue::new(
+            IssueCode::MANAGER_DOES_NOT_EXIST,
+            "manager_external_id",
+            // Worded by explain_blocked once every issue of the record is known.
+            format!("The manager {manager:?} (row {row}) was skipped."),
+        ));
+        // Fixing the manager's row would not be enough if they are a guest.
+        if their_role == Role::Guest {
+            issues.push(guest_issue(manager));
+        }
+        return (issues, Some((row, reason)));
+    };
+    if theirs.has(IssueCode::OUTSIDE_SYNC_PERIMETER) && existing.is_none() {
+        issues.push(Issue::new(
+            IssueCode::MANAGER_DOES_NOT_EXIST,
+            "manager_external_id",
+            format!("The manager {manager:?} (row {row}) is outside the sync perimeter, so this sync does not create them."),
+        ));
+    } else if their_record.is_leaving(graph.today) {
+        issues.push(match existing {
+            Some(_) => Issue::new(
+                IssueCode::MANAGER_IS_ARCHIVED,
+                "manager_external_id",
+                format!("The manager {manager:?} (row {row}) is being offboarded by this sync."),
+            ),
+            None => Issue::new(
+                IssueCode::MANAGER_DOES_NOT_EXIST,
+                "manager_external_id",
+                format!("The manager {manager:?} (row {row}) has left the company (terminated, rescinded or past end date), so this sync does not create them."),
+            ),
+        });
+    } else if their_role == Role::Guest {
+        issues.push(guest_issue(manager));
+    }
+    (issues, None)
+}
+
+/// Issues of a record whose manager is not in the push.
+fn directory_manager_issues(manager: &str, graph: &Graph<'_>) -> Vec<Issue> {
+    let Some(user) = graph.directory.by_external_id(manager) else {
+        return vec![Issue::new(
+            IssueCode::MANAGER_DOES_NOT_EXIST,
+            "manager_external_id",
+            format!("The manager {manager:?} is neither in this push nor in the directory."),
+        )];
+    };
+    if role_of(user) == Role::Guest {
+        return vec![guest_issue(manager)];
+    }
+    let gone = match state_of(user) {
+        UserState::Archived => Some("is archived"),
+        UserState::PendingArchive => Some("is being offboarded"),
+        _ if graph.mode == SyncMode::Full => Some("is not in this full sync and will be archived"),
+        _ => None,
+    };
+    gone.map(|why| {
+        Issue::new(
+            IssueCode::MANAGER_IS_ARCHIVED,
+            "manager_external_id",
+            format!("The manager {manager:?} {why}."),
+        )
+    })
+    .into_iter()
+    .collect()
 }
 
 fn guest_issue(manager: &str) -> Issue {
