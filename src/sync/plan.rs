@@ -301,43 +301,20 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         let mut user = self.updated_user(full, record, &mut changes)?;
         let (manager_change, teams_change) = split_relationship_changes(&mut changes);
         let mut extra_issues = Vec::new();
-        let outside = match (&self.context.settings.sync_perimeter, leaving) {
-            (Some(limits), false) => {
-                let manager = self.manager_external_id_of(&user);
-                perimeter::outside(limits, &user.email, |field| {
-                    row_values(&user, manager.as_deref(), field)
-                })
-            }
-            _ => None,
+        let outside = if leaving {
+            None
+        } else {
+            self.outside_perimeter(&user)
         };
-        let before = state_of(existing);
-        let before_reason = pending_reason(existing);
-        let after = match (leaving || outside.is_some(), before) {
-            (true, UserState::Archived) => UserState::Archived,
-            (true, _) if existing.upcoming_trips > 0 => {
-                extra_issues.push(upcoming_trips_issue(existing.upcoming_trips));
-                UserState::PendingArchive
-            }
-            (true, _) => UserState::Archived,
-            (false, _) => UserState::Active,
-        };
+        let (before, after) = self.settle_state(
+            &mut user,
+            existing,
+            leaving || outside.is_some(),
+            &mut changes,
+            &mut extra_issues,
+        );
         if let Some(why) = &outside {
             extra_issues.push(perimeter::left(why, before, after));
-        }
-        if after != before {
-            changes.push(Change {
-                field: "state",
-                old: before.as_str().into(),
-                new: after.as_str().into(),
-            });
-            user.state = after.as_str().to_owned();
-            user.archived_at = (after == UserState::Archived).then(|| self.context.now.to_owned());
-        }
-        let after_reason =
-            (after == UserState::PendingArchive).then_some(PendingArchiveReason::UpcomingTrips);
-        if after_reason != before_reason {
-            user.pending_archive_reason = after_reason.map(|r| r.as_str().to_owned());
-            user.pending_archive_since = after_reason.map(|_| self.context.now.to_owned());
         }
         let groups_change = if after == UserState::Active {
             self.assign_groups(&mut user, &mut extra_issues)
@@ -385,6 +362,55 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             }
         }
         self.finish_record(candidate, extra_issues, &existing.id)
+    }
+
+    /// Why `user`, as the run leaves them, is outside the sync perimeter; `None` when inside
+    /// (or when there is no perimeter).
+    fn outside_perimeter(&self, user: &UserRow) -> Option<String> {
+        let limits = self.context.settings.sync_perimeter.as_ref()?;
+        let manager = self.manager_external_id_of(user);
+        perimeter::outside(limits, &user.email, |field| {
+            row_values(user, manager.as_deref(), field)
+        })
+    }
+
+    /// Moves `user` to the state the run leaves them in: offboarded (`offboard`: archived, or
+    /// pending_archive while they have upcoming trips) or active. Records the state change in
+    /// `changes` and the trips warning in `issues`; returns the states before and after.
+    fn settle_state(
+        &self,
+        user: &mut UserRow,
+        existing: &DirectoryEntry,
+        offboard: bool,
+        changes: &mut Vec<Change>,
+        issues: &mut Vec<Issue>,
+    ) -> (UserState, UserState) {
+        let before = state_of(existing);
+        let after = match (offboard, before) {
+            (true, UserState::Archived) => UserState::Archived,
+            (true, _) if existing.upcoming_trips > 0 => {
+                issues.push(upcoming_trips_issue(existing.upcoming_trips));
+                UserState::PendingArchive
+            }
+            (true, _) => UserState::Archived,
+            (false, _) => UserState::Active,
+        };
+        if after != before {
+            changes.push(Change {
+                field: "state",
+                old: before.as_str().into(),
+                new: after.as_str().into(),
+            });
+            user.state = after.as_str().to_owned();
+            user.archived_at = (after == UserState::Archived).then(|| self.context.now.to_owned());
+        }
+        let after_reason =
+            (after == UserState::PendingArchive).then_some(PendingArchiveReason::UpcomingTrips);
+        if after_reason != pending_reason(existing) {
+            user.pending_archive_reason = after_reason.map(|r| r.as_str().to_owned());
+            user.pending_archive_since = after_reason.map(|_| self.context.now.to_owned());
+        }
+        (before, after)
     }
 
     /// Writes the groups the rules give `user`; returns the change, if any, and adds
