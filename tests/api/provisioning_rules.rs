@@ -418,3 +418,24 @@ fn a_record_gets_every_problem_of_its_manager_and_is_told_only_true_things() {
     );
     assert!(messages[1].contains("2 other error(s)"), "{messages:?}");
 }
+
+#[test]
+fn a_dry_run_plans_every_rule_and_changes_nothing() {
+    let app = spawn_app();
+    app.sync("full", json!([person("A"), person("B")]));
+    set_settings(&app, json!({"seat_limit": 2, "archive_grace_days": 5}));
+
+    let run = app.push_body(&json!({
+        "source": "test", "mode": "full", "dry_run": true,
+        "users": [person("A"), person("N")]
+    }));
+    let run = app.wait_for_run(run["id"].as_str().unwrap());
+
+    assert_eq!(run["dry_run"], true);
+    assert_eq!(run["counts"]["pending_archive"], 1, "{run}");
+    assert_eq!(run["counts"]["skipped"], 1, "{run}");
+    assert_eq!(codes_of(&app, &run, "N"), ["WORKSPACE_LIMIT_REACHED"]);
+    assert_eq!(codes_of(&app, &run, "B"), ["ARCHIVE_GRACE_PERIOD_STARTED"]);
+    assert_eq!(user(&app, "B").unwrap()["state"], "active");
+    assert!(user(&app, "N").is_none());
+}
