@@ -439,6 +439,30 @@ mod tests {
             .contains("cannot be read"));
     }
 
+    #[test]
+    fn an_unreadable_record_is_named_by_the_identity_it_still_has() {
+        let settings = crate::domain::ProvisioningSettings::default();
+        let rules = Rules {
+            settings: &settings,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        let body = r#"{"users": [
+            {"external_id": " E9 ", "email": "Ada@Example.com", "phone": 1e999},
+            {"external_id": 7, "email": "not an address", "phone": 1e999}
+        ]}"#;
+        let read = read_json_records(body, &rules, &mut |_| {}).unwrap();
+        let [first, second] = read.candidates.as_slice() else {
+            panic!("two records");
+        };
+        assert!(first.issues[0].message.contains("cannot be read"));
+        assert_eq!(first.shown.external_id.as_deref(), Some(" E9 "));
+        assert_eq!(first.external_id.as_deref(), Some("E9"));
+        assert_eq!(first.email_key.as_deref(), Some("ada@example.com"));
+        assert_eq!(second.external_id.as_deref(), Some("7"));
+        assert_eq!(second.shown.email.as_deref(), Some("not an address"));
+        assert_eq!(second.email_key, None);
+    }
+
     fn pointers(body: &str) -> Vec<String> {
         check_json_envelope_default(body)
             .unwrap_err()
