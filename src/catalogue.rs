@@ -328,9 +328,9 @@ catalogue! {
     CUSTOM_FIELD_REQUIRED {
         category: UserFlow, severity: Error, needs_action: true,
         title: "A required custom field is missing",
-        message: "The provisioning settings mark this custom field as required and the record does not carry it. The record was skipped.",
+        message: "The provisioning settings mark this custom field as required and the record does not carry it, or carries a value of the wrong type (see the CUSTOM_FIELD_TYPE_MISMATCH of the same field). The record was skipped.",
         remediation: [
-            "Fill in the field in your HR tool and check that your integration sends it under custom_fields.",
+            "Fill in the field in your HR tool (with a value of the field's type) and check that your integration sends it under custom_fields (CSV: a column custom.<key>).",
             "Or mark the field as not required in the provisioning settings.",
             "Run the sync again.",
         ],
@@ -432,6 +432,46 @@ catalogue! {
             "If the person is returning, give the new HR profile the same employee ID as the old one: the archived user is then reactivated.",
             "Otherwise give the new employee another e-mail address.",
             "Run the sync again.",
+        ],
+    }
+    WORKSPACE_LIMIT_REACHED {
+        category: Directory, severity: Error, needs_action: true,
+        title: "The workspace has no seat left",
+        message: "Creating (or reactivating) this user would take the workspace past its seat limit (seat_limit in the provisioning settings; active, invited and pending_archive users hold a seat). Seats are given in the order the run applies records: managers first, then row order. The record was skipped.",
+        remediation: [
+            "Check how many seats are in use: GET /v1/users?state=active and ?state=invited.",
+            "Free seats by offboarding people who have left (a full sync, or employment_status terminated), or by revoking unused invitations (POST /v1/users/{id}/revoke-invitation).",
+            "Or raise seat_limit in the provisioning settings (PUT /v1/settings/provisioning).",
+            "Run the sync again: the skipped records are created in manager-first order.",
+        ],
+    }
+    OUTSIDE_SYNC_PERIMETER {
+        category: Directory, severity: Info, needs_action: false,
+        title: "The person is outside the sync perimeter",
+        message: "The record's e-mail domain or fields do not meet the sync perimeter of the provisioning settings. A new person is not created (counted as ignored); an existing user who left the perimeter is archived.",
+        remediation: [
+            "No action is needed if the person should not have a user.",
+            "Otherwise correct the person's e-mail address or fields in your HR tool, or widen sync_perimeter in the provisioning settings.",
+            "Run the sync again.",
+        ],
+    }
+    NO_GROUP_MATCH {
+        category: Directory, severity: Warning, needs_action: true,
+        title: "No group rule matches the user",
+        message: "The provisioning settings define group rules and none of them matches this user. The user was synced without a group.",
+        remediation: [
+            "Check the user's teams and custom fields in your HR tool against the conditions of group_rules.",
+            "Fill in the missing value in your HR tool, or add a rule (a catch-all group, say) to group_rules in the provisioning settings.",
+            "Run the sync again.",
+        ],
+    }
+    ARCHIVE_GRACE_PERIOD_STARTED {
+        category: Directory, severity: Info, needs_action: false,
+        title: "A user missing from a full sync waits for the grace period",
+        message: "The user is not in this full sync. Because the provisioning settings set archive_grace_days, the user is marked pending_archive and is archived only if still missing when the grace period ends; a run that contains the user again restores them.",
+        remediation: [
+            "No action is needed if the person has left: the user is archived when the grace period ends.",
+            "If the person was left out of the push by mistake, add them back in your HR tool or integration and run a sync before the date in the message.",
         ],
     }
 }

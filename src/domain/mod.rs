@@ -15,12 +15,17 @@ mod text;
 
 pub use dates::{DateOfBirth, IsoDate};
 pub use email::{Email, EMAIL_MAX_LENGTH};
-pub use person::{ApprovalProcess, EmploymentStatus, Gender, Role, UserState, Username};
+pub use person::{
+    ApprovalProcess, EmploymentStatus, Gender, PendingArchiveReason, Role, UserState, Username,
+};
 pub use phone::Phone;
 pub use run::{
     EntityKind, EventKind, IssueTotals, LogLevel, LogLine, RunCounts, RunStatus, RunSummary,
     Severity, SyncMode, UpdateAction,
 };
 pub use scope::Scope;
-pub use settings::{CustomFieldDefinition, CustomFieldType, ProvisioningSettings, RequirableField};
+pub use settings::{
+    CustomFieldDefinition, CustomFieldType, FieldCondition, GroupRule, ProvisioningSettings,
+    RequirableField, SyncPerimeter,
+};
 pub use text::{check_search_text, check_text, search_fold, search_key, TextProblem};

@@ -58,9 +58,17 @@ word_enum!(
 );
 
 word_enum!(
-    /// Where the user stands in the directory. `pending_archive` is an offboarding that waits for
-    /// the user's upcoming trips to be over.
+    /// Where the user stands in the directory. `pending_archive` is an offboarding that waits:
+    /// for the user's upcoming trips to be over, or for the grace period of a user missing from
+    /// a full sync to end ([`PendingArchiveReason`]).
     UserState { Active => "active", Invited => "invited", PendingArchive => "pending_archive", Archived => "archived" }
+);
+
+word_enum!(
+    /// Why a user is `pending_archive`: `upcoming_trips` is retried by every run and archived once
+    /// the trips are over; `missing_from_full_sync` is archived once `archive_grace_days` have
+    /// passed, unless a run contains the user again first.
+    PendingArchiveReason { UpcomingTrips => "upcoming_trips", MissingFromFullSync => "missing_from_full_sync" }
 );
 
 impl ApprovalProcess {

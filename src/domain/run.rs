@@ -95,6 +95,8 @@ stored_words!(
         ManagerAssigned => "MANAGER_ASSIGNED",
         TeamCreated => "TEAM_CREATED",
         TeamAssigned => "TEAM_ASSIGNED",
+        GroupAssigned => "GROUP_ASSIGNED",
+        UserRestored => "USER_RESTORED",
     }
 );
 
@@ -130,6 +132,9 @@ pub struct RunCounts {
     pub duplicates: u32,
     pub warnings: u32,
     pub ignored: u32,
+    /// Users missing from a full sync marked `pending_archive` for the grace period (they are
+    /// not in `archived` until the grace period ends).
+    pub pending_archive: u32,
 }
 
 /// The issues of a run and how many distinct users and teams they touch.

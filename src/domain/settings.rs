@@ -15,6 +15,17 @@ pub struct ProvisioningSettings {
     pub allowed_genders: Vec<String>,
     /// The custom fields records may carry under `custom_fields`.
     pub custom_fields: Vec<CustomFieldDefinition>,
+    // Provisioning rules (issue 10b): seat limit, grace period, groups, sync perimeter.
+    /// Most users the workspace may hold (active, invited and pending_archive); creations and
+    /// reactivations past it are skipped with WORKSPACE_LIMIT_REACHED. `null`: no limit.
+    pub seat_limit: Option<u32>,
+    /// Days a user missing from a full sync stays `pending_archive` before being archived;
+    /// 0 archives at once.
+    pub archive_grace_days: u32,
+    /// Groups assigned by condition; every matching rule applies.
+    pub group_rules: Vec<GroupRule>,
+    /// Who the syncs manage; `null`: everybody.
+    pub sync_perimeter: Option<SyncPerimeter>,
 }
 
 impl Default for ProvisioningSettings {
@@ -23,6 +34,10 @@ impl Default for ProvisioningSettings {
             required_fields: Vec::new(),
             allowed_genders: vec!["M".to_owned(), "F".to_owned()],
             custom_fields: Vec::new(),
+            seat_limit: None,
+            archive_grace_days: 0,
+            group_rules: Vec::new(),
+            sync_perimeter: None,
         }
     }
 }
@@ -78,6 +93,45 @@ impl CustomFieldType {
             CustomFieldType::Date => "date",
         }
     }
+}
+
+/// Assigns `group` to every user whose record meets `when`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRule {
+    #[schema(example = "Sales EMEA")]
+    pub group: String,
+    pub when: FieldCondition,
+}
+
+/// A test on one field of a user: `teams`, `custom.<key>` or a record field such as
+/// `employment_status`. Give exactly one of `equals` and `in`. Text is compared without regard
+/// to case or surrounding spaces; `teams` matches when any of the user's teams does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldCondition {
+    #[schema(example = "teams")]
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = "Sales")]
+    pub equals: Option<serde_json::Value>,
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub one_of: Option<Vec<serde_json::Value>>,
+}
+
+/// The people the syncs manage. A new record outside it is not created
+/// (OUTSIDE_SYNC_PERIMETER); an existing user who leaves it is archived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncPerimeter {
+    /// Allowed e-mail domains (compared without regard to case); empty: any domain.
+    #[serde(default)]
+    #[schema(example = json!(["example.com"]))]
+    pub email_domains: Vec<String>,
+    /// A condition the user must also meet; `null`: none.
+    #[serde(default)]
+    pub when: Option<FieldCondition>,
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use actix_web::{get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{check_search_text, search_key, ApprovalProcess, Email, Role, UserState};
+use crate::domain::{
+    check_search_text, search_key, ApprovalProcess, Email, PendingArchiveReason, Role, UserState,
+};
 use crate::error::{AppError, FieldError, Problem};
 use crate::http::auth::{AdminAccess, ReadAccess};
 use crate::http::pagination::{Page, PageParams};
@@ -43,6 +45,13 @@ pub struct UserView {
     pub created_at: String,
     pub updated_at: String,
     pub archived_at: Option<String>,
+    /// The groups the provisioning settings' group rules give the user.
+    pub groups: Vec<String>,
+    /// Why a `pending_archive` user waits: `upcoming_trips`, or `missing_from_full_sync` (the
+    /// archive grace period); `null` in any other state.
+    pub pending_archive_reason: Option<PendingArchiveReason>,
+    /// When the user became `pending_archive` (RFC 3339).
+    pub pending_archive_since: Option<String>,
 }
 
 impl UserView {
@@ -71,6 +80,12 @@ impl UserView {
             created_at: row.created_at,
             updated_at: row.updated_at,
             archived_at: row.archived_at,
+            groups: serde_json::from_str(&row.groups).unwrap_or_default(),
+            pending_archive_reason: row
+                .pending_archive_reason
+                .as_deref()
+                .and_then(|reason| PendingArchiveReason::parse(reason).ok()),
+            pending_archive_since: row.pending_archive_since,
         }
     }
 }

@@ -95,6 +95,11 @@ pub struct UserRow {
     pub created_at: String,
     pub updated_at: String,
     pub archived_at: Option<String>,
+    /// JSON list of the group names `group_rules` assign.
+    pub groups: String,
+    /// When the user became `pending_archive`, and why (`PendingArchiveReason`).
+    pub pending_archive_since: Option<String>,
+    pub pending_archive_reason: Option<String>,
 }
 
 impl UserRow {
@@ -133,6 +138,9 @@ impl UserRow {
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             archived_at: None,
+            groups: "[]".to_owned(),
+            pending_archive_since: None,
+            pending_archive_reason: None,
         }
     }
 }
@@ -153,6 +161,10 @@ pub struct DirectoryEntry {
     pub manager_id: Option<String>,
     pub upcoming_trips: i32,
     pub source_hash: Option<String>,
+    /// JSON list, as in [`UserRow::groups`].
+    pub groups: String,
+    pub pending_archive_since: Option<String>,
+    pub pending_archive_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

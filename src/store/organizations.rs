@@ -68,3 +68,29 @@ pub fn settings(conn: &mut DbConn, id: &str) -> QueryResult<ProvisioningSettings
         ProvisioningSettings::default()
     }))
 }
+
+/// Replaces the organization's provisioning settings (the whole document). The settings API
+/// validates a document before it gets here.
+pub fn set_settings(
+    conn: &mut DbConn,
+    id: &str,
+    settings: &ProvisioningSettings,
+) -> QueryResult<()> {
+    let stored = serde_json::to_string(settings)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let updated = diesel::update(organizations::table.find(id))
+        .set(organizations::settings.eq(stored))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(diesel::result::Error::NotFound);
+    }
+    Ok(())
+}
+
+/// The ids of every organization.
+pub fn ids(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    organizations::table
+        .select(organizations::id)
+        .order(organizations::id)
+        .load(conn)
+}

@@ -90,6 +90,9 @@ diesel::table! {
         created_at -> Text,
         updated_at -> Text,
         archived_at -> Nullable<Text>,
+        groups -> Text,
+        pending_archive_since -> Nullable<Text>,
+        pending_archive_reason -> Nullable<Text>,
     }
 }
 

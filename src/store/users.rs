@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::domain::{search_fold, UserState};
+use crate::domain::{search_fold, PendingArchiveReason, UserState};
 use crate::store::models::{DirectoryEntry, UserRow};
 use crate::store::schema::users;
 use crate::store::{now, DbConn};
@@ -52,21 +52,28 @@ pub fn load_by_ids(
     Ok(rows)
 }
 
-/// Moves users to another state (an offboarding), a thousand per statement.
+/// Moves users to another state (an offboarding), a thousand per statement. A move to
+/// `pending_archive` says why (`reason`) and starts then; any other state clears both.
 pub fn set_state(
     conn: &mut DbConn,
     organization_id: &str,
     ids: &[String],
     state: UserState,
+    reason: Option<PendingArchiveReason>,
     at: &str,
 ) -> QueryResult<()> {
     let archived_at = (state == UserState::Archived).then_some(at);
+    let pending = state == UserState::PendingArchive;
+    let since = pending.then_some(at);
+    let reason = reason.filter(|_| pending).map(PendingArchiveReason::as_str);
     for chunk in ids.chunks(IDS_PER_QUERY) {
         diesel::update(of_organization(organization_id).filter(users::id.eq_any(chunk)))
             .set((
                 users::state.eq(state.as_str()),
                 users::updated_at.eq(at),
                 users::archived_at.eq(archived_at),
+                users::pending_archive_since.eq(since),
+                users::pending_archive_reason.eq(reason),
             ))
             .execute(conn)?;
     }
@@ -119,6 +126,9 @@ pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
                 users::search_key.eq(&row.search_key),
                 users::updated_at.eq(&row.updated_at),
                 users::archived_at.eq(&row.archived_at),
+                users::groups.eq(&row.groups),
+                users::pending_archive_since.eq(&row.pending_archive_since),
+                users::pending_archive_reason.eq(&row.pending_archive_reason),
             ))
             .execute(conn)?;
     }

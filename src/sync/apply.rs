@@ -10,7 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use anyhow::anyhow;
 
 use crate::config::TestHooks;
-use crate::domain::{search_key, EventKind, UserState};
+use crate::domain::{search_key, EventKind, PendingArchiveReason, UserState};
 use crate::store::models::{EventRow, TeamRow, UserRow};
 use crate::store::{events, teams, users, DbConn};
 use crate::sync::plan::{Event, Sink};
@@ -29,6 +29,8 @@ pub struct Batch {
     updated: Vec<UserRow>,
     archived: Vec<String>,
     pending_archive: Vec<String>,
+    /// Users missing from a full sync, pending_archive for the grace period.
+    grace: Vec<String>,
     events: Vec<EventRow>,
 }
 
@@ -39,6 +41,7 @@ impl Batch {
             + self.updated.len()
             + self.archived.len()
             + self.pending_archive.len()
+            + self.grace.len()
             + self.events.len()
     }
 }
@@ -88,6 +91,7 @@ fn write_batches(
             organization_id,
             &batch.archived,
             UserState::Archived,
+            None,
             now,
         )?;
         users::set_state(
@@ -95,6 +99,15 @@ fn write_batches(
             organization_id,
             &batch.pending_archive,
             UserState::PendingArchive,
+            Some(PendingArchiveReason::UpcomingTrips),
+            now,
+        )?;
+        users::set_state(
+            conn,
+            organization_id,
+            &batch.grace,
+            UserState::PendingArchive,
+            Some(PendingArchiveReason::MissingFromFullSync),
             now,
         )?;
         events::insert_all(conn, &batch.events)?;
@@ -185,12 +198,21 @@ impl Sink for DatabaseSink<'_> {
         self.flush_when_full()
     }
 
-    fn set_state(&mut self, user_id: &str, state: UserState) -> anyhow::Result<()> {
+    fn set_state(
+        &mut self,
+        user_id: &str,
+        state: UserState,
+        reason: Option<PendingArchiveReason>,
+    ) -> anyhow::Result<()> {
         if self.directory_write()? {
-            match state {
-                UserState::Archived => self.batch.archived.push(user_id.to_owned()),
-                UserState::PendingArchive => self.batch.pending_archive.push(user_id.to_owned()),
-                other => return Err(anyhow!("a run does not move users to {other}")),
+            let user_id = user_id.to_owned();
+            match (state, reason) {
+                (UserState::Archived, _) => self.batch.archived.push(user_id),
+                (UserState::PendingArchive, Some(PendingArchiveReason::MissingFromFullSync)) => {
+                    self.batch.grace.push(user_id)
+                }
+                (UserState::PendingArchive, _) => self.batch.pending_archive.push(user_id),
+                (other, _) => return Err(anyhow!("a run does not move users to {other}")),
             }
         }
         self.flush_when_full()

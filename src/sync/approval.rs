@@ -9,17 +9,23 @@ use ahash::AHashMap as HashMap;
 use chrono::NaiveDate;
 
 use crate::catalogue::IssueCode;
-use crate::domain::{ApprovalProcess, Role, SyncMode, UserState};
-use crate::sync::candidate::{Candidate, Issue, Patch, Record};
+use crate::domain::{ApprovalProcess, Role, Severity, SyncMode, UserState};
+use crate::sync::candidate::{Candidate, Issue, Links, Patch};
 use crate::sync::directory::{role_of, state_of, Directory};
+use crate::sync::seats::Seats;
 
 /// Checks the approval flow and returns the order in which records can be applied: every
-/// record after the record of its manager.
+/// record after the record of its manager. Seats (`seats`) are given in that order, so that a
+/// manager is created before the people they manage.
+///
+/// A record gets every approval-flow issue it has, even when it is already skipped for a
+/// field: one round of fixes is enough.
 pub fn check_approval_flow(
     candidates: &mut [Candidate],
     directory: &Directory,
     mode: SyncMode,
     today: NaiveDate,
+    seats: &mut Seats,
 ) -> Vec<usize> {
     let push: HashMap<String, usize> = candidates
         .iter()
@@ -33,15 +39,31 @@ pub fn check_approval_flow(
         today,
     };
 
-    check_own_rules(candidates, directory);
+    check_own_rules(candidates, &graph);
     check_cycles(candidates, &graph);
     let order = manager_first_order(candidates, &graph);
+    let mut blocked = Vec::new();
     for &index in &order {
-        check_manager(candidates, index, &graph);
+        blocked.extend(check_manager(candidates, index, &graph));
+        if let Some(candidate) = candidates.get_mut(index) {
+            seats.admit(candidate, directory, today);
+        }
+    }
+    // Records skipped before this step: their issues change nobody's fate, so row order.
+    let mut ordered = vec![false; candidates.len()];
+    for &index in &order {
+        ordered[index] = true;
+    }
+    let skipped: Vec<usize> = (0..candidates.len())
+        .filter(|&index| candidates[index].is_skipped() && !ordered[index])
+        .collect();
+    for index in skipped {
+        blocked.extend(check_manager(candidates, index, &graph));
     }
     // Last: whether a report really moves away from a new guest depends on the report's
     // record surviving every other check.
     check_new_guests_have_no_reports(candidates, &graph);
+    explain_blocked(candidates, &blocked);
     order
 }
 
@@ -55,23 +77,44 @@ struct Graph<'a> {
 impl Graph<'_> {
     /// The manager a record will have after the run: the one it names, or, when it says
     /// nothing, the one the directory has.
-    fn manager_of<'s>(&'s self, record: &'s Record) -> Option<&'s str> {
-        match &record.manager_external_id {
+    fn manager_of<'s>(&'s self, external_id: &'s str, links: &'s Links) -> Option<&'s str> {
+        match &links.manager_external_id {
             Patch::Set(manager) => Some(manager),
             Patch::Clear => None,
             Patch::Keep => {
-                let user = self.directory.by_external_id(&record.external_id)?;
+                let user = self.directory.by_external_id(external_id)?;
                 self.directory.manager_external_id(user)
             }
         }
     }
 
-    /// A record that takes part in the approval flow after the run.
-    fn staying<'c>(&self, candidates: &'c [Candidate], index: usize) -> Option<&'c Record> {
-        candidates[index]
-            .record
-            .as_ref()
-            .filter(|record| !record.is_leaving(self.today))
+    /// The record's external id and links, when it takes part in the approval-flow checks:
+    /// its external id was read, and it is the only record of the push with it.
+    fn links<'c>(&self, candidates: &'c [Candidate], index: usize) -> Option<(&'c str, &'c Links)> {
+        let candidate = &candidates[index];
+        let external_id = candidate.external_id.as_deref()?;
+        let links = candidate.links.as_ref()?;
+        (self.push.get(external_id) == Some(&index)
+            && !candidate.has(IssueCode::DUPLICATE_EXTERNAL_ID))
+        .then_some((external_id, links))
+    }
+
+    /// A record that takes part in the approval flow after the run (or would, once its own
+    /// issues are fixed): not leaving, and not a new person outside the sync perimeter.
+    fn staying<'c>(
+        &self,
+        candidates: &'c [Candidate],
+        index: usize,
+    ) -> Option<(&'c str, &'c Links)> {
+        self.links(candidates, index).filter(|(_, links)| {
+            !links.leaving && !candidates[index].has(IssueCode::OUTSIDE_SYNC_PERIMETER)
+        })
+    }
+
+    /// The manager a staying record will have.
+    fn staying_manager<'c>(&'c self, candidates: &'c [Candidate], index: usize) -> Option<&'c str> {
+        let (external_id, links) = self.staying(candidates, index)?;
+        self.manager_of(external_id, links)
     }
 
     /// A person of the manager graph: a record of the push (its index), or a user of the
@@ -89,7 +132,7 @@ impl Graph<'_> {
     /// The next person up the chain, across the push and (incremental mode) the directory.
     fn next(&self, candidates: &[Candidate], node: usize) -> Option<usize> {
         let manager = match candidates.get(node) {
-            Some(_) => self.manager_of(self.staying(candidates, node)?)?,
+            Some(_) => self.staying_manager(candidates, node)?,
             None if self.mode == SyncMode::Incremental => {
                 let user = &self.directory.users[node - candidates.len()];
                 // An archived user approves nobody: the chain ends there.
@@ -114,15 +157,49 @@ impl Graph<'_> {
     }
 }
 
+/// A record skipped because its manager's record was: the issue's place, and the manager's
+/// row and first error, to write the message once every issue of the record is known.
+struct Blocked {
+    index: usize,
+    issue: usize,
+    manager: String,
+    manager_row: u32,
+    reason: String,
+}
+
+/// Writes the message of each MANAGER_DOES_NOT_EXIST that points at a skipped manager: "fix
+/// that row first and this one will follow" only when that is true, i.e. when the record has
+/// no other error of its own.
+fn explain_blocked(candidates: &mut [Candidate], blocked: &[Blocked]) {
+    for blocked in blocked {
+        let candidate = &mut candidates[blocked.index];
+        let others = candidate
+            .issues
+            .iter()
+            .enumerate()
+            .filter(|(at, issue)| *at != blocked.issue && issue.severity() == Severity::Error)
+            .count();
+        let (manager, row, reason) = (&blocked.manager, blocked.manager_row, &blocked.reason);
+        let message = if others == 0 {
+            format!("The manager {manager:?} (row {row}) was skipped because of {reason}; fix that row first and this one will follow.")
+        } else {
+            format!("The manager {manager:?} (row {row}) was skipped because of {reason}; fix that row, and this record's {others} other error(s) too.")
+        };
+        if let Some(issue) = candidate.issues.get_mut(blocked.issue) {
+            issue.message = message;
+        }
+    }
+}
+
 /// Rules a record breaks on its own: managing itself, a guest without approval of every trip.
-fn check_own_rules(candidates: &mut [Candidate], directory: &Directory) {
-    for candidate in candidates.iter_mut() {
-        let Some(record) = &candidate.record else {
+fn check_own_rules(candidates: &mut [Candidate], graph: &Graph<'_>) {
+    for index in 0..candidates.len() {
+        let Some((external_id, links)) = graph.links(candidates, index) else {
             continue;
         };
         let mut issues = Vec::new();
-        if let Patch::Set(manager) = &record.manager_external_id {
-            if *manager == record.external_id {
+        if let Patch::Set(manager) = &links.manager_external_id {
+            if manager == external_id {
                 issues.push(Issue::new(
                     IssueCode::USER_CANNOT_BE_OWN_MANAGER,
                     "manager_external_id",
@@ -130,12 +207,9 @@ fn check_own_rules(candidates: &mut [Candidate], directory: &Directory) {
                 ));
             }
         }
-        let existing = directory.by_external_id(&record.external_id);
-        let role = record
-            .role
-            .or(existing.map(role_of))
-            .unwrap_or(Role::Member);
-        if let (Role::Guest, Some(process)) = (role, record.approval_process) {
+        let existing = graph.directory.by_external_id(external_id);
+        let role = links.role.or(existing.map(role_of)).unwrap_or(Role::Member);
+        if let (Role::Guest, Some(process)) = (role, links.approval_process) {
             if process != ApprovalProcess::AllTrips {
                 issues.push(Issue::new(
                     IssueCode::GUEST_MEMBERS_REQUIRE_APPROVAL_FOR_ALL_TRIPS,
@@ -145,7 +219,7 @@ fn check_own_rules(candidates: &mut [Candidate], directory: &Directory) {
             }
         }
         for issue in issues {
-            candidate.report(issue);
+            candidates[index].report(issue);
         }
     }
 }
@@ -156,9 +230,12 @@ fn check_new_guests_have_no_reports(candidates: &mut [Candidate], graph: &Graph<
     let directory = graph.directory;
     let becoming_guests: Vec<usize> = (0..candidates.len())
         .filter(|&index| {
-            let Some(record) = graph.staying(candidates, index) else {
+            let Some(record) = candidates[index].record.as_ref() else {
                 return false;
             };
+            if graph.staying(candidates, index).is_none() {
+                return false;
+            }
             let existing = directory.by_external_id(&record.external_id);
             record.role == Some(Role::Guest)
                 && existing.is_some_and(|user| role_of(user) != Role::Guest)
@@ -297,10 +374,9 @@ fn manager_first_order(candidates: &[Candidate], graph: &Graph<'_>) -> Vec<usize
         loop {
             let last = path[path.len() - 1];
             // Leaving records too: their manager is still written, so it must exist first.
-            let manager = candidates[last]
-                .record
-                .as_ref()
-                .and_then(|record| graph.manager_of(record));
+            let manager = graph
+                .links(candidates, last)
+                .and_then(|(external_id, links)| graph.manager_of(external_id, links));
             let up = manager
                 .and_then(|id| graph.push.get(id).copied())
                 .filter(|&index| candidates[index].record.is_some() && index != last);
@@ -332,79 +408,136 @@ fn manager_first_order(candidates: &[Candidate], graph: &Graph<'_>) -> Vec<usize
     order
 }
 
-/// The manager of the record at `index` must exist, stay, and be able to approve.
-fn check_manager(candidates: &mut [Candidate], index: usize, graph: &Graph<'_>) {
-    let Some(record) = graph.staying(candidates, index) else {
-        return;
-    };
-    let Some(manager) = graph.manager_of(record) else {
-        return;
-    };
-    if manager == record.external_id {
-        return;
+/// The manager of the record at `index` must exist, stay, and be able to approve. Returns the
+/// issue that blocks the record because its manager's record was skipped, if any, for
+/// [`explain_blocked`] to word.
+fn check_manager(candidates: &mut [Candidate], index: usize, graph: &Graph<'_>) -> Option<Blocked> {
+    let (external_id, _) = graph.staying(candidates, index)?;
+    let manager = graph.staying_manager(candidates, index)?;
+    if manager == external_id {
+        return None;
     }
-    let issue = match graph.push.get(manager).copied() {
-        Some(at) => {
-            let theirs = &candidates[at];
-            match (&theirs.record, theirs.first_error()) {
-                (None, error) => {
-                    let reason = error.map(|e| e.code.as_str()).unwrap_or("an error");
-                    Some(Issue::new(
-                        IssueCode::MANAGER_DOES_NOT_EXIST,
-                        "manager_external_id",
-                        format!("The manager {manager:?} (row {}) was skipped because of {reason}; fix that row first and this one will follow.", theirs.row),
-                    ))
-                }
-                (Some(theirs_record), _) if theirs_record.is_leaving(graph.today) => {
-                    Some(match graph.directory.by_external_id(manager) {
-                        Some(_) => Issue::new(
-                            IssueCode::MANAGER_IS_ARCHIVED,
-                            "manager_external_id",
-                            format!("The manager {manager:?} (row {}) is being offboarded by this sync.", theirs.row),
-                        ),
-                        None => Issue::new(
-                            IssueCode::MANAGER_DOES_NOT_EXIST,
-                            "manager_external_id",
-                            format!("The manager {manager:?} (row {}) has left the company (terminated, rescinded or past end date), so this sync does not create them.", theirs.row),
-                        ),
-                    })
-                }
-                (Some(theirs_record), _) => {
-                    let existing = graph.directory.by_external_id(manager);
-                    let role = theirs_record.role.or(existing.map(role_of)).unwrap_or(Role::Member);
-                    (role == Role::Guest).then(|| guest_issue(manager))
-                }
-            }
+    let manager = manager.to_owned();
+    let (issues, blocked) = match graph.push.get(&manager).copied() {
+        Some(at) => push_manager_issues(candidates, index, at, &manager, graph),
+        None => (directory_manager_issues(&manager, graph), None),
+    };
+    let candidate = &mut candidates[index];
+    let first = candidate.issues.len();
+    for issue in issues {
+        candidate.report(issue);
+    }
+    blocked.map(|(manager_row, reason)| Blocked {
+        index,
+        issue: first,
+        manager,
+        manager_row,
+        reason,
+    })
+}
+
+/// Issues of the record at `index` whose manager is the record at `at`; with the manager's row
+/// and the reason it was skipped, when the record is blocked by it.
+fn push_manager_issues(
+    candidates: &[Candidate],
+    index: usize,
+    at: usize,
+    manager: &str,
+    graph: &Graph<'_>,
+) -> (Vec<Issue>, Option<(u32, String)>) {
+    let theirs = &candidates[at];
+    let existing = graph.directory.by_external_id(manager);
+    let their_role = theirs
+        .links
+        .as_ref()
+        .and_then(|links| links.role)
+        .or(existing.map(role_of))
+        .unwrap_or(Role::Member);
+    let row = theirs.row;
+    let mut issues = Vec::new();
+    let Some(their_record) = &theirs.record else {
+        // Two records of one loop: the loop is the whole story of each.
+        let errors: Vec<&Issue> = theirs
+            .issues
+            .iter()
+            .filter(|issue| issue.severity() == Severity::Error)
+            .collect();
+        let same_loop = candidates[index].has(IssueCode::MANAGER_CYCLE)
+            && errors
+                .iter()
+                .all(|issue| issue.code == IssueCode::MANAGER_CYCLE);
+        if same_loop {
+            return (issues, None);
         }
-        None => match graph.directory.by_external_id(manager) {
-            None => Some(Issue::new(
+        let reason = match errors.as_slice() {
+            [] => "an error".to_owned(),
+            [only] => only.code.as_str().to_owned(),
+            [first, rest @ ..] => format!("{} and {} more error(s)", first.code, rest.len()),
+        };
+        issues.push(Issue::new(
+            IssueCode::MANAGER_DOES_NOT_EXIST,
+            "manager_external_id",
+            // Worded by explain_blocked once every issue of the record is known.
+            format!("The manager {manager:?} (row {row}) was skipped."),
+        ));
+        // Fixing the manager's row would not be enough if they are a guest.
+        if their_role == Role::Guest {
+            issues.push(guest_issue(manager));
+        }
+        return (issues, Some((row, reason)));
+    };
+    if theirs.has(IssueCode::OUTSIDE_SYNC_PERIMETER) && existing.is_none() {
+        issues.push(Issue::new(
+            IssueCode::MANAGER_DOES_NOT_EXIST,
+            "manager_external_id",
+            format!("The manager {manager:?} (row {row}) is outside the sync perimeter, so this sync does not create them."),
+        ));
+    } else if their_record.is_leaving(graph.today) {
+        issues.push(match existing {
+            Some(_) => Issue::new(
+                IssueCode::MANAGER_IS_ARCHIVED,
+                "manager_external_id",
+                format!("The manager {manager:?} (row {row}) is being offboarded by this sync."),
+            ),
+            None => Issue::new(
                 IssueCode::MANAGER_DOES_NOT_EXIST,
                 "manager_external_id",
-                format!("The manager {manager:?} is neither in this push nor in the directory."),
-            )),
-            Some(user) if role_of(user) == Role::Guest => Some(guest_issue(manager)),
-            Some(user) => {
-                let gone = match state_of(user) {
-                    UserState::Archived => Some("is archived"),
-                    UserState::PendingArchive => Some("is being offboarded"),
-                    _ if graph.mode == SyncMode::Full => {
-                        Some("is not in this full sync and will be archived")
-                    }
-                    _ => None,
-                };
-                gone.map(|why| {
-                    Issue::new(
-                        IssueCode::MANAGER_IS_ARCHIVED,
-                        "manager_external_id",
-                        format!("The manager {manager:?} {why}."),
-                    )
-                })
-            }
-        },
-    };
-    if let Some(issue) = issue {
-        candidates[index].report(issue);
+                format!("The manager {manager:?} (row {row}) has left the company (terminated, rescinded or past end date), so this sync does not create them."),
+            ),
+        });
+    } else if their_role == Role::Guest {
+        issues.push(guest_issue(manager));
     }
+    (issues, None)
+}
+
+/// Issues of a record whose manager is not in the push.
+fn directory_manager_issues(manager: &str, graph: &Graph<'_>) -> Vec<Issue> {
+    let Some(user) = graph.directory.by_external_id(manager) else {
+        return vec![Issue::new(
+            IssueCode::MANAGER_DOES_NOT_EXIST,
+            "manager_external_id",
+            format!("The manager {manager:?} is neither in this push nor in the directory."),
+        )];
+    };
+    if role_of(user) == Role::Guest {
+        return vec![guest_issue(manager)];
+    }
+    let gone = match state_of(user) {
+        UserState::Archived => Some("is archived"),
+        UserState::PendingArchive => Some("is being offboarded"),
+        _ if graph.mode == SyncMode::Full => Some("is not in this full sync and will be archived"),
+        _ => None,
+    };
+    gone.map(|why| {
+        Issue::new(
+            IssueCode::MANAGER_IS_ARCHIVED,
+            "manager_external_id",
+            format!("The manager {manager:?} {why}."),
+        )
+    })
+    .into_iter()
+    .collect()
 }
 
 fn guest_issue(manager: &str) -> Issue {

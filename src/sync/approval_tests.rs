@@ -8,7 +8,14 @@ use crate::sync::test_fixtures::{candidates, codes, directory, person, stored, t
 /// Runs the approval-flow checks of one push against a directory of `rows`.
 fn check(mode: SyncMode, rows: &[UserRow], records: Vec<Value>) -> (Vec<Candidate>, Vec<usize>) {
     let mut candidates = candidates(records);
-    let order = check_approval_flow(&mut candidates, &directory(rows, &[]), mode, today());
+    let directory = directory(rows, &[]);
+    let order = check_approval_flow(
+        &mut candidates,
+        &directory,
+        mode,
+        today(),
+        &mut Seats::unlimited(),
+    );
     (candidates, order)
 }
 
@@ -549,4 +556,117 @@ fn a_report_whose_new_manager_is_refused_still_stops_its_manager_becoming_a_gues
 
     assert_eq!(codes(&candidates[1]), ["MANAGER_DOES_NOT_EXIST"]);
     assert_eq!(codes(&candidates[0]), ["GUEST_USERS_CANNOT_BE_APPROVERS"]);
+}
+
+// Every problem of a record at once
+
+#[test]
+fn a_record_whose_skipped_manager_is_also_a_guest_gets_both_issues_and_no_false_promise() {
+    let (candidates, _) = incremental(
+        &[],
+        vec![
+            person("M", json!({"role": "guest", "phone": "0612"})),
+            managed_by("S", "M"),
+        ],
+    );
+
+    assert_eq!(
+        codes(&candidates[1]),
+        ["MANAGER_DOES_NOT_EXIST", "GUEST_USERS_CANNOT_BE_APPROVERS"]
+    );
+    assert_eq!(
+        message(&candidates[1]),
+        "The manager \"M\" (row 1) was skipped because of PHONE_IS_MISSING_OR_INVALID; fix that row, and this record's 1 other error(s) too."
+    );
+}
+
+#[test]
+fn fix_that_row_first_is_promised_only_to_a_record_with_no_other_error() {
+    let (candidates, _) = incremental(
+        &[],
+        vec![person("M", json!({"phone": "0612"})), managed_by("S", "M")],
+    );
+
+    assert_eq!(codes(&candidates[1]), ["MANAGER_DOES_NOT_EXIST"]);
+    assert!(
+        message(&candidates[1]).ends_with("fix that row first and this one will follow."),
+        "{}",
+        message(&candidates[1])
+    );
+}
+
+#[test]
+fn a_record_skipped_for_a_field_still_gets_its_approval_flow_issues() {
+    let (candidates, _) = incremental(
+        &[],
+        vec![
+            person("G", json!({"role": "guest"})),
+            person(
+                "S",
+                json!({"manager_external_id": "NOBODY", "email": "not-an-email"}),
+            ),
+            person(
+                "T",
+                json!({"manager_external_id": "G", "phone": "1", "role": "guest", "approval_process": "none"}),
+            ),
+        ],
+    );
+
+    assert_eq!(
+        codes(&candidates[1]),
+        ["EMAIL_INVALID", "MANAGER_DOES_NOT_EXIST"]
+    );
+    assert_eq!(
+        codes(&candidates[2]),
+        [
+            "PHONE_IS_MISSING_OR_INVALID",
+            "GUEST_MEMBERS_REQUIRE_APPROVAL_FOR_ALL_TRIPS",
+            "GUEST_USERS_CANNOT_BE_APPROVERS"
+        ]
+    );
+    assert!(!candidates[0].is_skipped());
+}
+
+#[test]
+fn a_loop_through_a_record_skipped_for_a_field_is_still_a_loop() {
+    let (candidates, _) = incremental(
+        &[],
+        vec![
+            person("A", json!({"manager_external_id": "B", "phone": "0612"})),
+            managed_by("B", "A"),
+        ],
+    );
+
+    assert_eq!(
+        codes(&candidates[0]),
+        ["PHONE_IS_MISSING_OR_INVALID", "MANAGER_CYCLE"]
+    );
+    assert_eq!(
+        codes(&candidates[1]),
+        ["MANAGER_CYCLE", "MANAGER_DOES_NOT_EXIST"]
+    );
+    assert!(candidates[1].issues[1]
+        .message
+        .contains("because of PHONE_IS_MISSING_OR_INVALID and 1 more error(s); fix that row, and this record's 1 other error(s) too."));
+}
+
+#[test]
+fn records_sharing_an_external_id_get_no_approval_flow_issues() {
+    let mut candidates = candidates(vec![managed_by("D", "NOBODY"), managed_by("D", "NOBODY")]);
+    let directory = directory(&[], &[]);
+    crate::sync::duplicates::mark_duplicates(&mut candidates);
+    check_approval_flow(
+        &mut candidates,
+        &directory,
+        SyncMode::Incremental,
+        today(),
+        &mut Seats::unlimited(),
+    );
+
+    for candidate in &candidates {
+        assert_eq!(
+            codes(candidate),
+            ["DUPLICATE_EXTERNAL_ID", "USER_DUPLICATE_EMAIL"]
+        );
+    }
 }

@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use crate::catalogue::IssueCode;
 use crate::domain::{
-    ApprovalProcess, DateOfBirth, Email, EmploymentStatus, Gender, IsoDate, Phone, Role, Severity,
-    Username,
+    check_text, ApprovalProcess, DateOfBirth, Email, EmploymentStatus, Gender, IsoDate, Phone,
+    Role, Severity, Username,
 };
+use crate::sync::validate::TEXT_MAX_LENGTH;
 
 /// Something wrong with a record (or one of its teams), for the report.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +96,20 @@ pub struct Candidate {
     pub email_key: Option<String>,
     /// The record while nothing prevents applying it.
     pub record: Option<Record>,
+    /// What the approval-flow checks read, kept when the record is skipped (whenever its
+    /// external id is valid), so that a skipped record still gets every one of its issues.
+    pub links: Option<Links>,
     pub issues: Vec<Issue>,
+}
+
+/// A record's place in the approval flow, as far as its fields could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Links {
+    pub manager_external_id: Patch<String>,
+    pub role: Option<Role>,
+    pub approval_process: Option<ApprovalProcess>,
+    /// Terminated, rescinded or past the end date (see [`Record::is_leaving`]).
+    pub leaving: bool,
 }
 
 impl Candidate {
@@ -107,6 +121,7 @@ impl Candidate {
             external_id: None,
             email_key: None,
             record: None,
+            links: None,
             issues: vec![Issue {
                 code: IssueCode::FIELD_TYPE_INVALID,
                 field: None,
@@ -114,6 +129,29 @@ impl Candidate {
                 team: None,
             }],
         }
+    }
+
+    /// Names an unreadable record by whatever identity could be recovered from it (see
+    /// `record::recover_identity`): the report shows who it is, and a full sync does not
+    /// offboard the person because their record could not be read.
+    pub fn named(mut self, external_id: Option<String>, email: Option<String>) -> Candidate {
+        self.external_id = external_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty() && check_text(id, TEXT_MAX_LENGTH).is_ok())
+            .map(str::to_owned);
+        self.email_key = email
+            .as_deref()
+            .and_then(|email| Email::parse(email).ok())
+            .map(|email| email.normalized());
+        self.shown.external_id = external_id;
+        self.shown.email = email;
+        self
+    }
+
+    /// Whether the record has an issue with this code.
+    pub fn has(&self, code: IssueCode) -> bool {
+        self.issues.iter().any(|issue| issue.code == code)
     }
 
     /// Adds an issue; an error means the record will not be applied.

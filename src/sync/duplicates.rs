@@ -81,6 +81,7 @@ mod tests {
             external_id: Some(external_id.to_owned()),
             email_key: Some(email.to_lowercase()),
             record: None,
+            links: None,
             issues: Vec::new(),
         }
     }

@@ -19,8 +19,10 @@ use crate::sync::approval::check_approval_flow;
 use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::Directory;
 use crate::sync::duplicates::mark_duplicates;
+use crate::sync::perimeter::check_new_records;
 use crate::sync::plan::{needs_full_row, plan, PlanContext, Totals};
 use crate::sync::push::{read_json_records, ReadRecords};
+use crate::sync::seats::Seats;
 use crate::sync::validate::Rules;
 
 /// Processes a claimed (`running`) run to its final status. Errors are those of the run's
@@ -90,7 +92,14 @@ pub fn process_run(
         );
         phases.mark("load_directory");
         check_email_owners(&mut candidates, &directory);
-        let order = check_approval_flow(&mut candidates, &directory, mode, today);
+        check_new_records(
+            &mut candidates,
+            &directory,
+            settings.sync_perimeter.as_ref(),
+            today,
+        );
+        let mut seats = Seats::new(settings.seat_limit, &directory);
+        let order = check_approval_flow(&mut candidates, &directory, mode, today, &mut seats);
         phases.mark("directory_and_approval_checks");
         let changing: Vec<String> = order
             .iter()
@@ -114,6 +123,7 @@ pub fn process_run(
             now: &now,
             directory: &directory,
             full_rows: &full_rows,
+            settings: &settings,
         };
         let totals = plan_and_write(
             conn,

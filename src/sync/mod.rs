@@ -4,13 +4,18 @@
 pub mod apply;
 pub mod approval;
 pub mod candidate;
+pub mod condition;
 pub mod conflicts;
 pub mod directory;
 pub mod duplicates;
 pub mod engine;
+pub mod grace;
+pub mod groups;
+pub mod perimeter;
 pub mod plan;
 pub mod push;
 pub mod record;
+pub mod seats;
 #[cfg(test)]
 mod test_fixtures;
 pub mod validate;

@@ -14,13 +14,17 @@ use serde_json::{Map, Value};
 
 use crate::catalogue::IssueCode;
 use crate::domain::{
-    search_key, ApprovalProcess, EntityKind, IssueTotals, Role, RunCounts, Severity, SyncMode,
-    UpdateAction, UserState,
+    search_key, ApprovalProcess, EntityKind, IssueTotals, PendingArchiveReason,
+    ProvisioningSettings, Role, RunCounts, Severity, SyncMode, UpdateAction, UserState,
 };
 use crate::store::models::{DirectoryEntry, TeamRow, UserRow};
 use crate::store::new_id;
 use crate::sync::candidate::{Candidate, Issue, Patch, Record, Shown};
+use crate::sync::condition::row_values;
 use crate::sync::directory::{state_of, Directory};
+use crate::sync::grace::{grace_ends, is_expired, pending_reason};
+use crate::sync::groups::{matching_groups, no_group_match};
+use crate::sync::perimeter;
 
 /// One field's change, `old` → `new` (`null` when empty).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,8 +56,13 @@ pub trait Sink {
     fn create_user(&mut self, user: UserRow) -> Result<(), Self::Error>;
     fn update_user(&mut self, user: UserRow) -> Result<(), Self::Error>;
     /// Moves a user to another state without touching the rest of the row (offboarding of a
-    /// user the push does not mention).
-    fn set_state(&mut self, user_id: &str, state: UserState) -> Result<(), Self::Error>;
+    /// user the push does not mention). A move to `pending_archive` says why.
+    fn set_state(
+        &mut self,
+        user_id: &str,
+        state: UserState,
+        reason: Option<PendingArchiveReason>,
+    ) -> Result<(), Self::Error>;
     fn event(&mut self, event: Event) -> Result<(), Self::Error>;
 }
 
@@ -67,6 +76,8 @@ pub struct PlanContext<'a> {
     pub directory: &'a Directory,
     /// Full rows of the users for which [`needs_full_row`] said yes, by id.
     pub full_rows: &'a HashMap<String, UserRow>,
+    /// The provisioning rules the plan follows: groups, perimeter, grace period.
+    pub settings: &'a ProvisioningSettings,
 }
 
 /// False when the record is the one last applied to the user and the user is in the state
@@ -119,6 +130,8 @@ struct Planner<'a, 'c, S: Sink> {
     sink: &'a mut S,
     /// Ids of the users this run creates, by external id (managers are planned first).
     created_ids: HashMap<String, String>,
+    /// The same, the other way round: external ids by id.
+    created_external_ids: HashMap<String, String>,
     /// Team names by lowercased name: the directory's and those this run creates.
     team_names: HashMap<String, String>,
     totals: Totals,
@@ -139,6 +152,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             context,
             sink,
             created_ids: HashMap::new(),
+            created_external_ids: HashMap::new(),
             team_names,
             totals: Totals::default(),
             users_with_issues: HashSet::new(),
@@ -264,28 +278,118 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
                 )?;
                 return self.issues(candidate, None);
             }
+            if candidate.has(IssueCode::OUTSIDE_SYNC_PERIMETER) {
+                // Marked by perimeter::check_new_records; the issue is among the record's.
+                self.totals.counts.ignored += 1;
+                return self.issues(candidate, None);
+            }
             return self.create(candidate, record);
         };
 
         if is_known_unchanged(record, existing, self.context.today) {
             self.totals.counts.unchanged += 1;
-            return self.finish_record(candidate, None, &existing.id);
+            let no_group = self.has_rules_but_no_group(&existing.groups);
+            return self.finish_record(candidate, no_group, &existing.id);
         }
         let Some(full) = self.context.full_rows.get(&existing.id) else {
             // The engine loads every row needs_full_row asks for, in the same transaction.
             tracing::error!(user_id = %existing.id, "full row missing; the user is left as it is");
             self.totals.counts.unchanged += 1;
-            return self.finish_record(candidate, None, &existing.id);
+            return self.finish_record(candidate, Vec::new(), &existing.id);
         };
         let mut changes = Vec::new();
         let mut user = self.updated_user(full, record, &mut changes)?;
         let (manager_change, teams_change) = split_relationship_changes(&mut changes);
+        let mut extra_issues = Vec::new();
+        let outside = if leaving {
+            None
+        } else {
+            self.outside_perimeter(&user)
+        };
+        let (before, after) = self.settle_state(
+            &mut user,
+            existing,
+            leaving || outside.is_some(),
+            &mut changes,
+            &mut extra_issues,
+        );
+        if let Some(why) = &outside {
+            extra_issues.push(perimeter::left(why, before, after));
+        }
+        let groups_change = if after == UserState::Active {
+            self.assign_groups(&mut user, &mut extra_issues)
+        } else {
+            None
+        };
+        let action = match (before, after) {
+            (_, UserState::Archived) if before != UserState::Archived => UpdateAction::UserArchived,
+            (UserState::Archived, UserState::Active) => UpdateAction::UserReactivated,
+            (UserState::PendingArchive, UserState::Active) => UpdateAction::UserRestored,
+            _ => UpdateAction::UserUpdated,
+        };
+        let changed = !changes.is_empty()
+            || manager_change.is_some()
+            || teams_change.is_some()
+            || groups_change.is_some();
+        if changed {
+            user.updated_at = self.context.now.to_owned();
+            match action {
+                UpdateAction::UserArchived => self.totals.counts.archived += 1,
+                UpdateAction::UserReactivated => self.totals.counts.reactivated += 1,
+                _ => self.totals.counts.updated += 1,
+            }
+            let user_id = user.id.clone();
+            self.sink.update_user(user)?;
+            if !changes.is_empty() {
+                self.update(action, changes, candidate, &user_id)?;
+            }
+            let relationships = [
+                (UpdateAction::ManagerAssigned, manager_change),
+                (UpdateAction::TeamAssigned, teams_change),
+                (UpdateAction::GroupAssigned, groups_change),
+            ];
+            for (action, change) in relationships {
+                if let Some(change) = change {
+                    self.update(action, vec![change], candidate, &user_id)?;
+                }
+            }
+        } else {
+            self.totals.counts.unchanged += 1;
+            if full.source_hash != user.source_hash {
+                // Same values, but the record's fingerprint is new (first sync after an
+                // upgrade, say): remember it, so that the next identical push is a fast one.
+                self.sink.update_user(user)?;
+            }
+        }
+        self.finish_record(candidate, extra_issues, &existing.id)
+    }
+
+    /// Why `user`, as the run leaves them, is outside the sync perimeter; `None` when inside
+    /// (or when there is no perimeter).
+    fn outside_perimeter(&self, user: &UserRow) -> Option<String> {
+        let limits = self.context.settings.sync_perimeter.as_ref()?;
+        let manager = self.manager_external_id_of(user);
+        perimeter::outside(limits, &user.email, |field| {
+            row_values(user, manager.as_deref(), field)
+        })
+    }
+
+    /// Moves `user` to the state the run leaves them in: offboarded (`offboard`: archived, or
+    /// pending_archive while they have upcoming trips) or active. Records the state change in
+    /// `changes` and the trips warning in `issues`; returns the states before and after.
+    fn settle_state(
+        &self,
+        user: &mut UserRow,
+        existing: &DirectoryEntry,
+        offboard: bool,
+        changes: &mut Vec<Change>,
+        issues: &mut Vec<Issue>,
+    ) -> (UserState, UserState) {
         let before = state_of(existing);
-        let mut trips_warning = None;
-        let after = match (leaving, before) {
+        let after = match (offboard, before) {
             (true, UserState::Archived) => UserState::Archived,
             (true, _) if existing.upcoming_trips > 0 => {
-                trips_warning = Some(upcoming_trips_issue(existing.upcoming_trips));
+                issues.push(upcoming_trips_issue(existing.upcoming_trips));
                 UserState::PendingArchive
             }
             (true, _) => UserState::Archived,
@@ -300,60 +404,73 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             user.state = after.as_str().to_owned();
             user.archived_at = (after == UserState::Archived).then(|| self.context.now.to_owned());
         }
-        let action = match (before, after) {
-            (_, UserState::Archived) if before != UserState::Archived => UpdateAction::UserArchived,
-            (UserState::Archived, UserState::Active) => UpdateAction::UserReactivated,
-            _ => UpdateAction::UserUpdated,
-        };
-        let changed = !changes.is_empty() || manager_change.is_some() || teams_change.is_some();
-        if changed {
-            user.updated_at = self.context.now.to_owned();
-            match action {
-                UpdateAction::UserArchived => self.totals.counts.archived += 1,
-                UpdateAction::UserReactivated => self.totals.counts.reactivated += 1,
-                _ => self.totals.counts.updated += 1,
-            }
-            let user_id = user.id.clone();
-            self.sink.update_user(user)?;
-            if !changes.is_empty() {
-                self.update(action, changes, candidate, &user_id)?;
-            }
-            if let Some(change) = manager_change {
-                self.update(
-                    UpdateAction::ManagerAssigned,
-                    vec![change],
-                    candidate,
-                    &user_id,
-                )?;
-            }
-            if let Some(change) = teams_change {
-                self.update(
-                    UpdateAction::TeamAssigned,
-                    vec![change],
-                    candidate,
-                    &user_id,
-                )?;
-            }
-        } else {
-            self.totals.counts.unchanged += 1;
-            if full.source_hash != user.source_hash {
-                // Same values, but the record's fingerprint is new (first sync after an
-                // upgrade, say): remember it, so that the next identical push is a fast one.
-                self.sink.update_user(user)?;
-            }
+        let after_reason =
+            (after == UserState::PendingArchive).then_some(PendingArchiveReason::UpcomingTrips);
+        if after_reason != pending_reason(existing) {
+            user.pending_archive_reason = after_reason.map(|r| r.as_str().to_owned());
+            user.pending_archive_since = after_reason.map(|_| self.context.now.to_owned());
         }
-        self.finish_record(candidate, trips_warning, &existing.id)
+        (before, after)
     }
 
-    /// Reports a record's own issues (and the offboarding warning), and counts its warnings.
+    /// Writes the groups the rules give `user`; returns the change, if any, and adds
+    /// NO_GROUP_MATCH to `issues` when rules exist and none matches.
+    fn assign_groups(&self, user: &mut UserRow, issues: &mut Vec<Issue>) -> Option<Change> {
+        let rules = &self.context.settings.group_rules;
+        if rules.is_empty() {
+            return None;
+        }
+        let manager = self.manager_external_id_of(user);
+        let groups = matching_groups(rules, |field| row_values(user, manager.as_deref(), field));
+        if groups.is_empty() {
+            issues.push(no_group_match(rules.len()));
+        }
+        let stored = serde_json::to_string(&groups).unwrap_or_else(|_| "[]".to_owned());
+        if stored == user.groups {
+            return None;
+        }
+        let old: Vec<String> = serde_json::from_str(&user.groups).unwrap_or_default();
+        user.groups = stored;
+        Some(Change {
+            field: "groups",
+            old: old.into(),
+            new: groups.into(),
+        })
+    }
+
+    /// NO_GROUP_MATCH for an unchanged user whose stored groups are empty while rules exist.
+    fn has_rules_but_no_group(&self, stored_groups: &str) -> Vec<Issue> {
+        let rules = self.context.settings.group_rules.len();
+        // Parsed only when rules exist: this is on the path of every unchanged record.
+        if rules > 0
+            && serde_json::from_str::<Vec<String>>(stored_groups).map_or(true, |g| g.is_empty())
+        {
+            vec![no_group_match(rules)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The external id of the user's manager as planned so far (a manager this run creates
+    /// included).
+    fn manager_external_id_of(&self, user: &UserRow) -> Option<String> {
+        let manager_id = user.manager_id.as_deref()?;
+        if let Some(manager) = self.context.directory.by_id(manager_id) {
+            return manager.external_id.clone();
+        }
+        self.created_external_ids.get(manager_id).cloned()
+    }
+
+    /// Reports a record's own issues (and those planning found: offboarding, groups,
+    /// perimeter), and counts its warnings.
     fn finish_record(
         &mut self,
         candidate: &Candidate,
-        trips_warning: Option<Issue>,
+        found: Vec<Issue>,
         user_id: &str,
     ) -> Result<(), S::Error> {
         let mut issues = candidate.issues.clone();
-        issues.extend(trips_warning);
+        issues.extend(found);
         if issues.iter().any(|i| i.severity() == Severity::Warning) {
             self.totals.counts.warnings += 1;
         }
@@ -398,19 +515,20 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             old: Value::Null,
             new: user.approval_process.clone().into(),
         });
+        let mut user = user;
+        let mut found = Vec::new();
+        let groups_change = self.assign_groups(&mut user, &mut found);
         self.created_ids
             .insert(record.external_id.clone(), id.clone());
+        self.created_external_ids
+            .insert(id.clone(), record.external_id.clone());
         self.totals.counts.created += 1;
         self.sink.create_user(user)?;
         self.update(UpdateAction::UserCreated, changes, candidate, &id)?;
-        if candidate
-            .issues
-            .iter()
-            .any(|i| i.severity() == Severity::Warning)
-        {
-            self.totals.counts.warnings += 1;
+        if let Some(change) = groups_change {
+            self.update(UpdateAction::GroupAssigned, vec![change], candidate, &id)?;
         }
-        self.issues(candidate, Some(&id))
+        self.finish_record(candidate, found, &id)
     }
 
     /// `existing` with the record's fields applied; every difference goes to `changes`.
@@ -613,9 +731,10 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
     }
 
     /// Offboards the users of the directory that the push does not mention: in full mode
-    /// every active one; in any mode, those whose offboarding waited for their upcoming trips
-    /// (`pending_archive`), which every run retries. A person is mentioned by their external id
-    /// or their e-mail address, even when their record was skipped: an invalid record must
+    /// every active one (after the grace period, when `archive_grace_days` sets one); in any
+    /// mode, those whose offboarding waits (`pending_archive`): for upcoming trips, retried by
+    /// every run, or for a grace period that has ended. A person is mentioned by their external
+    /// id or their e-mail address, even when their record was skipped: an invalid record must
     /// never offboard anyone.
     fn archive_missing(&mut self, candidates: &[Candidate]) -> Result<(), S::Error> {
         let external_ids: HashSet<&str> = candidates
@@ -627,35 +746,48 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             .filter_map(|c| c.email_key.as_deref())
             .collect();
         let directory = self.context.directory;
+        let grace_days = self.context.settings.archive_grace_days;
         for existing in &directory.users {
             let Some(external_id) = existing.external_id.as_deref() else {
                 continue;
             };
-            let before = state_of(existing);
-            let due = match before {
-                UserState::PendingArchive => true,
-                UserState::Active => self.context.mode == SyncMode::Full,
-                UserState::Invited | UserState::Archived => false,
-            };
-            if !due
-                || external_ids.contains(external_id)
+            if external_ids.contains(external_id)
                 || email_keys.contains(existing.email_key.as_str())
             {
                 continue;
             }
-            let who = Shown {
-                external_id: existing.external_id.clone(),
-                email: Some(existing.email.clone()),
-                first_name: Some(existing.first_name.clone()),
-                last_name: Some(existing.last_name.clone()),
+            let before = state_of(existing);
+            let before_reason = pending_reason(existing);
+            let offboarding = match (before, before_reason) {
+                (UserState::PendingArchive, Some(PendingArchiveReason::MissingFromFullSync)) => {
+                    is_expired(existing, grace_days, self.context.today)
+                }
+                (UserState::PendingArchive, _) => true,
+                (UserState::Active, _) if self.context.mode == SyncMode::Full => {
+                    if grace_days > 0 {
+                        self.start_grace(existing, grace_days)?;
+                        continue;
+                    }
+                    true
+                }
+                _ => false,
             };
-            let after = if existing.upcoming_trips > 0 {
-                UserState::PendingArchive
+            if !offboarding {
+                continue;
+            }
+            let who = shown_user(existing);
+            let (after, after_reason) = if existing.upcoming_trips > 0 {
+                (
+                    UserState::PendingArchive,
+                    Some(PendingArchiveReason::UpcomingTrips),
+                )
             } else {
-                UserState::Archived
+                (UserState::Archived, None)
             };
+            if (after, after_reason) != (before, before_reason) {
+                self.sink.set_state(&existing.id, after, after_reason)?;
+            }
             if after != before {
-                self.sink.set_state(&existing.id, after)?;
                 let action = match after {
                     UserState::Archived => {
                         self.totals.counts.archived += 1;
@@ -666,20 +798,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
                         UpdateAction::UserUpdated
                     }
                 };
-                self.sink.event(Event {
-                    entity: EntityKind::User,
-                    action: Some(action),
-                    issue: None,
-                    changes: vec![Change {
-                        field: "state",
-                        old: before.as_str().into(),
-                        new: after.as_str().into(),
-                    }],
-                    row: None,
-                    who: who.clone(),
-                    user_id: Some(existing.id.clone()),
-                    team: None,
-                })?;
+                self.state_event(action, existing, before, after)?;
             }
             if after == UserState::PendingArchive {
                 self.totals.counts.warnings += 1;
@@ -692,6 +811,65 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             }
         }
         Ok(())
+    }
+
+    /// Marks an active user missing from a full sync `pending_archive` for the grace period.
+    fn start_grace(&mut self, existing: &DirectoryEntry, days: u32) -> Result<(), S::Error> {
+        let reason = PendingArchiveReason::MissingFromFullSync;
+        self.sink
+            .set_state(&existing.id, UserState::PendingArchive, Some(reason))?;
+        self.totals.counts.pending_archive += 1;
+        self.state_event(
+            UpdateAction::UserUpdated,
+            existing,
+            UserState::Active,
+            UserState::PendingArchive,
+        )?;
+        let ends = grace_ends(self.context.now, days)
+            .map_or_else(|| format!("in {days} day(s)"), |day| format!("on {day}"));
+        self.issue(
+            Issue::new(
+                IssueCode::ARCHIVE_GRACE_PERIOD_STARTED,
+                "state",
+                format!("The user is not in this full sync: marked pending_archive, and archived {ends} if still missing by then."),
+            ),
+            None,
+            &shown_user(existing),
+            Some(&existing.id),
+        )
+    }
+
+    fn state_event(
+        &mut self,
+        action: UpdateAction,
+        existing: &DirectoryEntry,
+        before: UserState,
+        after: UserState,
+    ) -> Result<(), S::Error> {
+        self.sink.event(Event {
+            entity: EntityKind::User,
+            action: Some(action),
+            issue: None,
+            changes: vec![Change {
+                field: "state",
+                old: before.as_str().into(),
+                new: after.as_str().into(),
+            }],
+            row: None,
+            who: shown_user(existing),
+            user_id: Some(existing.id.clone()),
+            team: None,
+        })
+    }
+}
+
+/// A directory user as the report names them.
+fn shown_user(existing: &DirectoryEntry) -> Shown {
+    Shown {
+        external_id: existing.external_id.clone(),
+        email: Some(existing.email.clone()),
+        first_name: Some(existing.first_name.clone()),
+        last_name: Some(existing.last_name.clone()),
     }
 }
 

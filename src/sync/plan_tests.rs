@@ -2,8 +2,8 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::sync::test_fixtures::{
-    candidates, check, directory, entry, fingerprint, full_rows, person, stored, today,
-    RecordingSink, EARLIER, NOW,
+    candidates, candidates_with, check, check_with, directory, entry, fingerprint, full_rows,
+    person, stored, today, RecordingSink, EARLIER, NOW,
 };
 
 /// What planning one push produced.
@@ -59,8 +59,12 @@ fn context<'a>(
         now: NOW,
         directory,
         full_rows,
+        settings: &DEFAULT_SETTINGS,
     }
 }
+
+static DEFAULT_SETTINGS: std::sync::LazyLock<ProvisioningSettings> =
+    std::sync::LazyLock::new(ProvisioningSettings::default);
 
 /// One line per event: the action or issue code, then the row, else the user, else the team.
 fn lines(sink: &RecordingSink) -> Vec<String> {
@@ -1096,7 +1100,12 @@ impl Sink for ReportOnly {
         Ok(())
     }
 
-    fn set_state(&mut self, _: &str, _: UserState) -> Result<(), Self::Error> {
+    fn set_state(
+        &mut self,
+        _: &str,
+        _: UserState,
+        _: Option<PendingArchiveReason>,
+    ) -> Result<(), Self::Error> {
         Ok(())
     }
 
@@ -1167,4 +1176,240 @@ fn the_plan_is_the_same_whether_or_not_the_sink_keeps_its_writes() {
     );
     assert_eq!(recording.events.len(), 9, "{:?}", lines(&recording));
     assert!(!nothing_written(&recording));
+}
+
+// Provisioning rules: groups, perimeter, grace period
+
+/// Validates, checks and plans `records` under `settings`, as the engine does.
+fn run_with(settings: Value, mode: SyncMode, rows: &[UserRow], records: Vec<Value>) -> Outcome {
+    let settings: ProvisioningSettings = serde_json::from_value(settings).unwrap();
+    let mut candidates = candidates_with(records, &settings);
+    let directory = directory(rows, &[]);
+    let order = check_with(&mut candidates, &directory, mode, &settings);
+    let full_rows = full_rows(&candidates, &directory, rows);
+    let mut sink = RecordingSink::default();
+    let context = PlanContext {
+        settings: &settings,
+        ..context(mode, &directory, &full_rows)
+    };
+    let totals =
+        plan(&candidates, &order, &context, &mut sink).unwrap_or_else(|never| match never {});
+    Outcome { totals, sink }
+}
+
+fn issue_codes(sink: &RecordingSink) -> Vec<&'static str> {
+    sink.events
+        .iter()
+        .filter_map(|event| event.issue.as_ref())
+        .map(|issue| issue.code.as_str())
+        .collect()
+}
+
+fn sales_rules() -> Value {
+    json!({"group_rules": [
+        {"group": "Sales", "when": {"field": "teams", "equals": "Sales"}},
+        {"group": "Managed by M", "when": {"field": "manager_external_id", "equals": "M"}}
+    ]})
+}
+
+#[test]
+fn a_new_user_gets_every_matching_group_reported_after_its_creation() {
+    let Outcome { totals, sink } = run_with(
+        sales_rules(),
+        SyncMode::Incremental,
+        &[],
+        vec![
+            person("M", json!({})),
+            person("S", json!({"teams": ["Sales"], "manager_external_id": "M"})),
+        ],
+    );
+
+    assert_eq!(
+        lines(&sink),
+        [
+            "USER_CREATED row 1",
+            "issue NO_GROUP_MATCH row 1",
+            "TEAM_CREATED Sales",
+            "USER_CREATED row 2",
+            "GROUP_ASSIGNED row 2",
+        ]
+    );
+    assert_eq!(sink.created[1].groups, r#"["Sales","Managed by M"]"#);
+    assert_eq!(sink.created[0].groups, "[]");
+    assert_eq!(totals.counts.warnings, 1);
+}
+
+#[test]
+fn an_existing_user_whose_groups_change_gets_group_assigned_with_old_and_new() {
+    let mut row = stored("u-1", "E1");
+    row.groups = r#"["Sales"]"#.to_owned();
+    row.teams = r#"["Sales"]"#.to_owned();
+    let Outcome { totals, sink } = run_with(
+        sales_rules(),
+        SyncMode::Incremental,
+        &[row],
+        vec![person("E1", json!({"teams": ["Ops"]}))],
+    );
+
+    assert_eq!(
+        changes_of(&sink, UpdateAction::GroupAssigned),
+        [change("groups", json!(["Sales"]), json!([]))]
+    );
+    assert_eq!(sink.updated[0].groups, "[]");
+    assert_eq!(issue_codes(&sink), ["NO_GROUP_MATCH"]);
+    assert_eq!(totals.counts.updated, 1);
+}
+
+#[test]
+fn without_group_rules_nobody_is_warned_and_groups_are_left_alone() {
+    let mut row = stored("u-1", "E1");
+    row.groups = r#"["Legacy"]"#.to_owned();
+    let Outcome { sink, .. } = run_with(
+        json!({}),
+        SyncMode::Incremental,
+        &[row],
+        vec![
+            person("E1", json!({"last_name": "Byron"})),
+            person("E2", json!({})),
+        ],
+    );
+
+    assert!(issue_codes(&sink).is_empty());
+    assert_eq!(sink.updated[0].groups, r#"["Legacy"]"#);
+}
+
+#[test]
+fn a_user_who_leaves_the_perimeter_with_upcoming_trips_waits_for_them() {
+    let row = UserRow {
+        upcoming_trips: 2,
+        ..stored("u-1", "E1")
+    };
+    let Outcome { totals, sink } = run_with(
+        json!({"sync_perimeter": {"email_domains": ["example.com"]}}),
+        SyncMode::Incremental,
+        &[row],
+        vec![person("E1", json!({"email": "e1@elsewhere.org"}))],
+    );
+
+    assert_eq!(sink.updated[0].state, "pending_archive");
+    assert_eq!(
+        sink.updated[0].pending_archive_reason.as_deref(),
+        Some("upcoming_trips")
+    );
+    assert_eq!(sink.updated[0].pending_archive_since.as_deref(), Some(NOW));
+    assert_eq!(
+        issue_codes(&sink),
+        ["USER_HAS_UPCOMING_TRIPS", "OUTSIDE_SYNC_PERIMETER"]
+    );
+    assert_eq!(totals.counts.archived, 0);
+}
+
+#[test]
+fn an_archived_user_outside_the_perimeter_is_not_reactivated() {
+    let row = with_state(stored("u-1", "E1"), "archived");
+    let Outcome { totals, sink } = run_with(
+        json!({"sync_perimeter": {"email_domains": ["corp.io"]}}),
+        SyncMode::Incremental,
+        &[row],
+        vec![person("E1", json!({}))],
+    );
+
+    assert_eq!(totals.counts.reactivated, 0);
+    assert!(sink.updated.iter().all(|user| user.state == "archived"));
+    assert_eq!(issue_codes(&sink), ["OUTSIDE_SYNC_PERIMETER"]);
+    let issue = sink.events.iter().find_map(|e| e.issue.as_ref()).unwrap();
+    assert!(
+        issue.message.ends_with("and stays archived."),
+        "{}",
+        issue.message
+    );
+}
+
+fn missing_since(row: UserRow, since: &str) -> UserRow {
+    UserRow {
+        pending_archive_reason: Some("missing_from_full_sync".to_owned()),
+        pending_archive_since: Some(since.to_owned()),
+        ..with_state(row, "pending_archive")
+    }
+}
+
+#[test]
+fn a_full_sync_with_a_grace_period_marks_missing_users_pending_archive() {
+    let rows = [stored("u-1", "E1"), stored("u-2", "E2")];
+    let Outcome { totals, sink } = run_with(
+        json!({"archive_grace_days": 10}),
+        SyncMode::Full,
+        &rows,
+        vec![person("E1", json!({}))],
+    );
+
+    assert_eq!(sink.states, [("u-2".to_owned(), UserState::PendingArchive)]);
+    assert_eq!(
+        sink.reasons,
+        [Some(PendingArchiveReason::MissingFromFullSync)]
+    );
+    assert_eq!(totals.counts.pending_archive, 1);
+    assert_eq!(totals.counts.archived, 0);
+    assert_eq!(issue_codes(&sink), ["ARCHIVE_GRACE_PERIOD_STARTED"]);
+    let issue = sink.events.iter().find_map(|e| e.issue.as_ref()).unwrap();
+    assert!(issue.message.contains("2026-12-05"), "{}", issue.message);
+}
+
+#[test]
+fn a_grace_period_is_checked_by_every_run_whatever_its_mode() {
+    let rows = [
+        stored("u-1", "E1"),
+        missing_since(stored("u-2", "E2"), "2026-11-20T08:00:00Z"),
+        missing_since(stored("u-3", "E3"), "2026-11-15T08:00:00Z"),
+        UserRow {
+            upcoming_trips: 1,
+            ..missing_since(stored("u-4", "E4"), "2026-11-01T08:00:00Z")
+        },
+    ];
+    let Outcome { totals, sink } = run_with(
+        json!({"archive_grace_days": 10}),
+        SyncMode::Incremental,
+        &rows,
+        vec![person("E1", json!({"last_name": "Byron"}))],
+    );
+
+    // E2 waits until 2026-11-30; E3's period ended today; E4's ended but E4 has trips.
+    assert_eq!(
+        sink.states,
+        [
+            ("u-3".to_owned(), UserState::Archived),
+            ("u-4".to_owned(), UserState::PendingArchive)
+        ]
+    );
+    assert_eq!(
+        sink.reasons,
+        [None, Some(PendingArchiveReason::UpcomingTrips)]
+    );
+    assert_eq!(totals.counts.archived, 1);
+    assert_eq!(issue_codes(&sink), ["USER_HAS_UPCOMING_TRIPS"]);
+}
+
+#[test]
+fn a_user_waiting_for_the_grace_period_is_restored_by_a_run_that_contains_them() {
+    let rows = [missing_since(stored("u-1", "E1"), "2026-11-24T08:00:00Z")];
+    let Outcome { totals, sink } = run_with(
+        json!({"archive_grace_days": 10}),
+        SyncMode::Incremental,
+        &rows,
+        vec![person("E1", json!({}))],
+    );
+
+    assert_eq!(lines(&sink), ["USER_RESTORED row 1"]);
+    assert_eq!(
+        changes_of(&sink, UpdateAction::UserRestored),
+        [change("state", json!("pending_archive"), json!("active"))]
+    );
+    let user = &sink.updated[0];
+    assert_eq!(user.state, "active");
+    assert_eq!(
+        (&user.pending_archive_reason, &user.pending_archive_since),
+        (&None, &None)
+    );
+    assert_eq!(totals.counts.updated, 1);
+    assert_eq!(totals.issues.total, 0);
 }

@@ -14,7 +14,7 @@ use crate::error::FieldError;
 use crate::store::runs::{self, Idempotency, NewRun, Stored};
 use crate::store::DbConn;
 use crate::sync::candidate::Candidate;
-use crate::sync::record::RawRecord;
+use crate::sync::record::{recover_identity, RawRecord};
 use crate::sync::validate::{validate, Rules};
 
 /// The source name when a push does not give one.
@@ -375,7 +375,10 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
                     }
                     validate(row, &raw, self.rules)
                 }
-                Err(error) => Candidate::unreadable(row, &error.to_string()),
+                Err(error) => {
+                    let (external_id, email) = recover_identity(element);
+                    Candidate::unreadable(row, &error.to_string()).named(external_id, email)
+                }
             };
             read.candidates.push(candidate);
             if read.candidates.len().is_multiple_of(PROGRESS_EVERY) {
@@ -434,6 +437,30 @@ mod tests {
         assert!(read.candidates[1].issues[0]
             .message
             .contains("cannot be read"));
+    }
+
+    #[test]
+    fn an_unreadable_record_is_named_by_the_identity_it_still_has() {
+        let settings = crate::domain::ProvisioningSettings::default();
+        let rules = Rules {
+            settings: &settings,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        let body = r#"{"users": [
+            {"external_id": " E9 ", "email": "Ada@Example.com", "phone": 1e999},
+            {"external_id": 7, "email": "not an address", "phone": 1e999}
+        ]}"#;
+        let read = read_json_records(body, &rules, &mut |_| {}).unwrap();
+        let [first, second] = read.candidates.as_slice() else {
+            panic!("two records");
+        };
+        assert!(first.issues[0].message.contains("cannot be read"));
+        assert_eq!(first.shown.external_id.as_deref(), Some(" E9 "));
+        assert_eq!(first.external_id.as_deref(), Some("E9"));
+        assert_eq!(first.email_key.as_deref(), Some("ada@example.com"));
+        assert_eq!(second.external_id.as_deref(), Some("7"));
+        assert_eq!(second.shown.email.as_deref(), Some("not an address"));
+        assert_eq!(second.email_key, None);
     }
 
     fn pointers(body: &str) -> Vec<String> {

@@ -132,9 +132,79 @@ impl<'de> Visitor<'de> for RawRecordVisitor {
     }
 }
 
+/// The external id and e-mail address of a record that cannot be read as a [`RawRecord`]
+/// (nested too deep, a number out of range…), as far as they can be found: the record's
+/// top-level keys are read and every other value is skipped unparsed (skipping a value has no
+/// depth limit), and an id or address is kept when it is text or a number. `(None, None)`
+/// when not even that can be read.
+pub fn recover_identity(raw: &serde_json::value::RawValue) -> (Option<String>, Option<String>) {
+    struct Identity;
+
+    impl<'de> Visitor<'de> for Identity {
+        type Value = (Option<String>, Option<String>);
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut external_id, mut email) = (None, None);
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let value = map.next_value::<&'de serde_json::value::RawValue>()?;
+                let slot = match key.as_ref() {
+                    "external_id" => &mut external_id,
+                    "email" => &mut email,
+                    _ => continue,
+                };
+                *slot = match serde_json::from_str::<Value>(value.get()) {
+                    Ok(Value::String(text)) => Some(text.chars().take(255).collect()),
+                    Ok(Value::Number(number)) => Some(number.to_string()),
+                    _ => None,
+                };
+            }
+            Ok((external_id, email))
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    deserializer
+        .deserialize_map(Identity)
+        .unwrap_or((None, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn identity(json: &str) -> (Option<String>, Option<String>) {
+        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(json).unwrap();
+        recover_identity(&raw)
+    }
+
+    #[test]
+    fn an_unreadable_record_keeps_its_external_id_and_email() {
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let json = format!(
+            r#"{{"external_id": "E7", "custom_fields": {deep}, "email": "ada@example.com"}}"#
+        );
+        assert!(serde_json::from_str::<RawRecord>(&json).is_err());
+        assert_eq!(
+            identity(&json),
+            (Some("E7".to_owned()), Some("ada@example.com".to_owned()))
+        );
+        let out_of_range = r#"{"external_id": 1042, "phone": 1e999}"#;
+        assert!(serde_json::from_str::<RawRecord>(out_of_range).is_err());
+        assert_eq!(identity(out_of_range), (Some("1042".to_owned()), None));
+    }
+
+    #[test]
+    fn an_identity_of_the_wrong_type_is_not_recovered() {
+        assert_eq!(
+            identity(r#"{"external_id": ["E7"], "email": {"a": 1}}"#),
+            (None, None)
+        );
+        assert_eq!(identity("[1, 2]"), (None, None));
+    }
 
     #[test]
     fn known_fields_are_kept_raw_and_unknown_keys_remembered() {

@@ -7,15 +7,19 @@ use ahash::AHashMap as HashMap;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use crate::domain::{ApprovalProcess, ProvisioningSettings, Role, SyncMode, UserState};
+use crate::domain::{
+    ApprovalProcess, PendingArchiveReason, ProvisioningSettings, Role, SyncMode, UserState,
+};
 use crate::store::models::{DirectoryEntry, TeamRow, UserRow};
 use crate::sync::approval::check_approval_flow;
 use crate::sync::candidate::Candidate;
 use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::Directory;
 use crate::sync::duplicates::mark_duplicates;
+use crate::sync::perimeter::check_new_records;
 use crate::sync::plan::{needs_full_row, Event, Sink};
 use crate::sync::record::RawRecord;
+use crate::sync::seats::Seats;
 use crate::sync::validate::{validate, Rules};
 
 /// The day every test run happens.
@@ -68,9 +72,47 @@ pub fn candidates(records: Vec<Value>) -> Vec<Candidate> {
 /// Every check of a run that comes before planning, as the engine chains them; returns the
 /// order in which the planner applies the records.
 pub fn check(candidates: &mut [Candidate], directory: &Directory, mode: SyncMode) -> Vec<usize> {
+    check_with(
+        candidates,
+        directory,
+        mode,
+        &ProvisioningSettings::default(),
+    )
+}
+
+/// [`check`] under these settings.
+pub fn check_with(
+    candidates: &mut [Candidate],
+    directory: &Directory,
+    mode: SyncMode,
+    settings: &ProvisioningSettings,
+) -> Vec<usize> {
     mark_duplicates(candidates);
     check_email_owners(candidates, directory);
-    check_approval_flow(candidates, directory, mode, today())
+    check_new_records(
+        candidates,
+        directory,
+        settings.sync_perimeter.as_ref(),
+        today(),
+    );
+    let mut seats = Seats::new(settings.seat_limit, directory);
+    check_approval_flow(candidates, directory, mode, today(), &mut seats)
+}
+
+/// Validates the records as one push, rows numbered from 1, under these settings.
+pub fn candidates_with(records: Vec<Value>, settings: &ProvisioningSettings) -> Vec<Candidate> {
+    let rules = Rules {
+        settings,
+        today: today(),
+    };
+    records
+        .into_iter()
+        .zip(1..)
+        .map(|(record, row)| {
+            let raw: RawRecord = serde_json::from_value(record).unwrap();
+            validate(row, &raw, &rules)
+        })
+        .collect()
 }
 
 pub fn codes(candidate: &Candidate) -> Vec<&'static str> {
@@ -122,6 +164,9 @@ pub fn entry(row: &UserRow) -> DirectoryEntry {
         manager_id: row.manager_id.clone(),
         upcoming_trips: row.upcoming_trips,
         source_hash: row.source_hash.clone(),
+        groups: row.groups.clone(),
+        pending_archive_since: row.pending_archive_since.clone(),
+        pending_archive_reason: row.pending_archive_reason.clone(),
     }
 }
 
@@ -167,6 +212,8 @@ pub struct RecordingSink {
     pub created: Vec<UserRow>,
     pub updated: Vec<UserRow>,
     pub states: Vec<(String, UserState)>,
+    /// The reason given with each of `states`.
+    pub reasons: Vec<Option<PendingArchiveReason>>,
     pub events: Vec<Event>,
 }
 
@@ -188,8 +235,14 @@ impl Sink for RecordingSink {
         Ok(())
     }
 
-    fn set_state(&mut self, user_id: &str, state: UserState) -> Result<(), Infallible> {
+    fn set_state(
+        &mut self,
+        user_id: &str,
+        state: UserState,
+        reason: Option<PendingArchiveReason>,
+    ) -> Result<(), Infallible> {
         self.states.push((user_id.to_owned(), state));
+        self.reasons.push(reason);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::domain::{
     IsoDate, Phone, ProvisioningSettings, RequirableField, Role, TextProblem, Username,
     EMAIL_MAX_LENGTH,
 };
-use crate::sync::candidate::{Candidate, Issue, Patch, Record, Shown};
+use crate::sync::candidate::{Candidate, Issue, Links, Patch, Record, Shown};
 use crate::sync::record::{Field, RawRecord};
 
 /// Most teams, or custom fields, one record may carry.
@@ -184,6 +184,13 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
     let custom_fields = custom_fields(&raw.custom_fields, rules, &mut issues);
 
     let email_key = email.as_ref().map(Email::normalized);
+    let links = external_id.as_ref().map(|_| Links {
+        manager_external_id: manager_external_id.clone(),
+        role,
+        approval_process,
+        leaving: employment_status.is_some_and(|status| status != EmploymentStatus::Active)
+            || matches!(&end_date, Patch::Set(end) if end.date() < rules.today),
+    });
     let has_error = issues
         .iter()
         .any(|issue| issue.severity() == crate::domain::Severity::Error);
@@ -223,6 +230,13 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
                 fingerprint: String::new(),
             };
             record.fingerprint = record.compute_fingerprint();
+            if let Some(salt) = rules_salt(rules.settings) {
+                // The same record meets new group rules or a new perimeter differently.
+                record.fingerprint = format!(
+                    "{:032x}",
+                    xxhash_rust::xxh3::xxh3_128(format!("{}{salt}", record.fingerprint).as_bytes())
+                );
+            }
             Some(record)
         }
         _ => None,
@@ -233,8 +247,19 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
         external_id,
         email_key,
         record,
+        links,
         issues,
     }
+}
+
+/// The settings that decide how a valid record applies beyond its own values (its groups,
+/// whether it is in the perimeter), as text; `None` when there are none, so that fingerprints
+/// stay as they were for organizations that use neither.
+fn rules_salt(settings: &ProvisioningSettings) -> Option<String> {
+    if settings.group_rules.is_empty() && settings.sync_perimeter.is_none() {
+        return None;
+    }
+    serde_json::to_string(&(&settings.group_rules, &settings.sync_perimeter)).ok()
 }
 
 /// Text of a field for the report: strings as they are, other scalars written out.
@@ -515,19 +540,26 @@ fn custom_fields(
         }
     }
     for definition in rules.settings.custom_fields.iter().filter(|d| d.required) {
-        let present = given
+        let value = given
             .and_then(|map| map.get(&definition.key))
-            .is_some_and(|v| !v.is_null());
-        if !present {
-            issues.push(Issue::new(
-                IssueCode::CUSTOM_FIELD_REQUIRED,
-                &format!("custom_fields.{}", definition.key),
-                format!(
-                    "The custom field {:?} is required and the record has none.",
-                    definition.key
-                ),
-            ));
-        }
+            .filter(|v| !v.is_null());
+        let problem = match value {
+            None => "the record has none".to_owned(),
+            // The value's CUSTOM_FIELD_TYPE_MISMATCH says what is wrong with it.
+            Some(value) if !matches_type(value, definition.field_type) => format!(
+                "the record's value is not a {}",
+                definition.field_type.as_str()
+            ),
+            Some(_) => continue,
+        };
+        issues.push(Issue::new(
+            IssueCode::CUSTOM_FIELD_REQUIRED,
+            &format!("custom_fields.{}", definition.key),
+            format!(
+                "The custom field {:?} is required and {problem}.",
+                definition.key
+            ),
+        ));
     }
     accepted
 }
@@ -838,5 +870,53 @@ mod tests {
         let record = candidate.record.unwrap();
         assert_eq!(record.custom_fields.get("badge"), Some(&Some(json!(true))));
         assert_eq!(record.custom_fields.get("cost_center"), Some(&None));
+    }
+
+    #[test]
+    fn a_required_custom_field_of_the_wrong_type_skips_the_record_and_dates_are_iso() {
+        let settings = ProvisioningSettings {
+            custom_fields: vec![
+                CustomFieldDefinition {
+                    key: "badge".into(),
+                    field_type: CustomFieldType::Boolean,
+                    required: true,
+                },
+                CustomFieldDefinition {
+                    key: "until".into(),
+                    field_type: CustomFieldType::Date,
+                    required: false,
+                },
+            ],
+            ..ProvisioningSettings::default()
+        };
+        let candidate = check_with(
+            &settings,
+            with(
+                "custom_fields",
+                json!({"badge": "yes", "until": "2027-02-30"}),
+            ),
+        );
+        assert_eq!(
+            codes(&candidate),
+            [
+                "CUSTOM_FIELD_TYPE_MISMATCH",
+                "CUSTOM_FIELD_TYPE_MISMATCH",
+                "CUSTOM_FIELD_REQUIRED"
+            ]
+        );
+        assert!(candidate.is_skipped());
+        assert!(candidate.issues[2].message.contains("is not a boolean"));
+        let candidate = check_with(
+            &settings,
+            with(
+                "custom_fields",
+                json!({"badge": false, "until": "2027-02-28"}),
+            ),
+        );
+        let record = candidate.record.unwrap();
+        assert_eq!(
+            record.custom_fields.get("until"),
+            Some(&Some(json!("2027-02-28")))
+        );
     }
 }

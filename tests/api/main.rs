@@ -7,6 +7,7 @@ mod errors;
 mod health;
 mod helpers;
 mod openapi;
+mod provisioning_rules;
 mod recovery;
 mod reliability;
 mod sync_approval;
