@@ -90,7 +90,10 @@ fn main() -> anyhow::Result<()> {
     );
 
     for (what, path) in [
-        ("export report.csv", format!("/v1/syncs/{run_id}/report.csv")),
+        (
+            "export report.csv",
+            format!("/v1/syncs/{run_id}/report.csv"),
+        ),
         ("export log.json", format!("/v1/syncs/{run_id}/log.json")),
         ("export sync-log.csv", "/v1/sync-log.csv".to_owned()),
         ("export sync-log.xlsx", "/v1/sync-log.xlsx".to_owned()),
@@ -281,7 +284,11 @@ fn timed_download(
         .get(format!("{base}{path}"))
         .bearer_auth(token)
         .send()?;
-    anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
     let mut buffer = vec![0u8; 256 * 1024];
     let mut bytes = response.read(&mut buffer)?;
     let first_byte = at.elapsed();

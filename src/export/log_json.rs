@@ -185,9 +185,11 @@ fn for_each_unapplied(
         let Some(first) = group.first() else {
             return Ok(());
         };
-        let duplicate = group
-            .iter()
-            .any(|e| e.code.as_deref().is_some_and(|c| DUPLICATE_CODES.contains(&c)));
+        let duplicate = group.iter().any(|e| {
+            e.code
+                .as_deref()
+                .is_some_and(|c| DUPLICATE_CODES.contains(&c))
+        });
         let kind = if duplicate {
             Unapplied::Duplicate
         } else {

@@ -30,11 +30,7 @@ pub trait EventPages {
 /// Where the writers read events from.
 pub trait EventSource {
     /// The events of a run, of one kind or all.
-    fn events<'a>(
-        &'a self,
-        run_id: &'a str,
-        kind: Option<EventKind>,
-    ) -> Box<dyn EventPages + 'a>;
+    fn events<'a>(&'a self, run_id: &'a str, kind: Option<EventKind>) -> Box<dyn EventPages + 'a>;
 
     /// How many events of a run carry an issue code.
     fn count_with_code(&self, run_id: &str, code: &str) -> anyhow::Result<u64>;
@@ -47,11 +43,7 @@ pub struct DbSource {
 }
 
 impl EventSource for DbSource {
-    fn events<'a>(
-        &'a self,
-        run_id: &'a str,
-        kind: Option<EventKind>,
-    ) -> Box<dyn EventPages + 'a> {
+    fn events<'a>(&'a self, run_id: &'a str, kind: Option<EventKind>) -> Box<dyn EventPages + 'a> {
         Box::new(DbPages {
             pool: &self.pool,
             run_id,

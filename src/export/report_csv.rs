@@ -96,28 +96,29 @@ pub fn for_each_line<E>(
 ) -> Result<(), E> {
     let seq = event.seq.to_string();
     let row = event.source_row.map(|r| r.to_string()).unwrap_or_default();
-    let cells = |field: &str, old: &str, new: &str, out: &mut dyn FnMut(&[&str; 18]) -> Result<(), E>| {
-        out(&[
-            event.run_id.as_str(),
-            seq.as_str(),
-            event.kind.as_str(),
-            event.entity.as_str(),
-            event.action.as_deref().unwrap_or(""),
-            event.code.as_deref().unwrap_or(""),
-            event.severity.as_deref().unwrap_or(""),
-            field,
-            old,
-            new,
-            event.message.as_deref().unwrap_or(""),
-            row.as_str(),
-            event.external_id.as_deref().unwrap_or(""),
-            event.email.as_deref().unwrap_or(""),
-            event.first_name.as_deref().unwrap_or(""),
-            event.last_name.as_deref().unwrap_or(""),
-            event.user_id.as_deref().unwrap_or(""),
-            event.team.as_deref().unwrap_or(""),
-        ])
-    };
+    let cells =
+        |field: &str, old: &str, new: &str, out: &mut dyn FnMut(&[&str; 18]) -> Result<(), E>| {
+            out(&[
+                event.run_id.as_str(),
+                seq.as_str(),
+                event.kind.as_str(),
+                event.entity.as_str(),
+                event.action.as_deref().unwrap_or(""),
+                event.code.as_deref().unwrap_or(""),
+                event.severity.as_deref().unwrap_or(""),
+                field,
+                old,
+                new,
+                event.message.as_deref().unwrap_or(""),
+                row.as_str(),
+                event.external_id.as_deref().unwrap_or(""),
+                event.email.as_deref().unwrap_or(""),
+                event.first_name.as_deref().unwrap_or(""),
+                event.last_name.as_deref().unwrap_or(""),
+                event.user_id.as_deref().unwrap_or(""),
+                event.team.as_deref().unwrap_or(""),
+            ])
+        };
     let changes = if event.kind == EventKind::Update.as_str() {
         changed_fields(event)
     } else {

@@ -30,7 +30,16 @@ pub const ERRORS_SECTION: &str = "Errors";
 
 /// Columns of the "Employee updates" sheet.
 pub const UPDATE_COLUMNS: [&str; 10] = [
-    "time", "run_id", "action", "person", "email", "external_id", "team", "field", "old", "new",
+    "time",
+    "run_id",
+    "action",
+    "person",
+    "email",
+    "external_id",
+    "team",
+    "field",
+    "old",
+    "new",
 ];
 /// Columns of the "Errors" sheet.
 pub const ERROR_COLUMNS: [&str; 11] = [
@@ -251,8 +260,9 @@ pub fn write_csv(
     // Both closures below write through it.
     let csv = std::cell::RefCell::new(csv_writer(out));
     csv.borrow_mut().write_record(CSV_COLUMNS)?;
-    let write =
-        |cells: [&str; 15]| -> anyhow::Result<()> { Ok(write_line(&mut csv.borrow_mut(), &cells)?) };
+    let write = |cells: [&str; 15]| -> anyhow::Result<()> {
+        Ok(write_line(&mut csv.borrow_mut(), &cells)?)
+    };
     let flush = || -> anyhow::Result<()> { Ok(csv.borrow_mut().flush()?) };
     for_each_event(
         source,
@@ -390,8 +400,12 @@ impl<'a> Sheet<'a> {
             }
             let value = neutralise(cell);
             if cell.contains('\n') {
-                self.sheet
-                    .write_string_with_format(row, column, value.as_ref(), &self.styles.wrapped)?;
+                self.sheet.write_string_with_format(
+                    row,
+                    column,
+                    value.as_ref(),
+                    &self.styles.wrapped,
+                )?;
             } else {
                 self.sheet.write_string(row, column, value.as_ref())?;
             }
@@ -463,7 +477,9 @@ pub fn write_xlsx(
             &styles,
             ERRORS_SECTION,
             &ERROR_COLUMNS,
-            &[20.0, 38.0, 30.0, 10.0, 28.0, 32.0, 16.0, 20.0, 18.0, 60.0, 70.0],
+            &[
+                20.0, 38.0, 30.0, 10.0, 28.0, 32.0, 16.0, 20.0, 18.0, 60.0, 70.0,
+            ],
         )?;
         for_each_event(
             source,

@@ -25,8 +25,7 @@ pub fn folder(run: &RunRow) -> String {
 /// Writes the archive of `runs`, in the order given.
 pub fn write(source: &dyn EventSource, runs: &[RunRow], out: impl Write) -> anyhow::Result<()> {
     let mut archive = zip::ZipWriter::new_stream(out);
-    let options = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated);
+    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
     for run in runs {
         let folder = folder(run);
         archive.add_directory(folder.as_str(), options)?;

@@ -41,10 +41,9 @@ fn in_progress(run: &RunRow, status: RunStatus) -> HttpResponse {
         run.id, run.id
     ))
     .error_response();
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(RETRY_AFTER_SECONDS),
-    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     response
 }
 
@@ -166,7 +165,9 @@ pub async fn log_json(
     let source = DbSource {
         pool: state.pool.clone(),
     };
-    let body = stream_blocking("log.json", move |out| export::log_json::write(&source, &run, out));
+    let body = stream_blocking("log.json", move |out| {
+        export::log_json::write(&source, &run, out)
+    });
     Ok(download(JSON, &file_name, body))
 }
 
@@ -185,16 +186,17 @@ pub struct PeriodParams {
 
 impl PeriodParams {
     fn period(&self) -> Result<Period, AppError> {
-        let parse = |name: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, AppError> {
-            text.as_deref()
-                .map(|t| {
-                    let stored = instant(name, t)?;
-                    DateTime::parse_from_rfc3339(&stored)
-                        .map(|at| at.with_timezone(&Utc))
-                        .map_err(|_| AppError::bad_request(format!("{name} is not a time.")))
-                })
-                .transpose()
-        };
+        let parse =
+            |name: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, AppError> {
+                text.as_deref()
+                    .map(|t| {
+                        let stored = instant(name, t)?;
+                        DateTime::parse_from_rfc3339(&stored)
+                            .map(|at| at.with_timezone(&Utc))
+                            .map_err(|_| AppError::bad_request(format!("{name} is not a time.")))
+                    })
+                    .transpose()
+            };
         Period::resolve(
             parse("since", &self.since)?,
             parse("until", &self.until)?,
@@ -310,7 +312,12 @@ impl ZipParams {
     /// The ids, in the order given, each once.
     fn ids(&self) -> Result<Vec<String>, AppError> {
         let mut ids: Vec<String> = Vec::new();
-        for id in self.ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        for id in self
+            .ids
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+        {
             if !ids.iter().any(|known| known == id) {
                 ids.push(id.to_owned());
             }
@@ -360,6 +367,8 @@ pub async fn export_zip(
     let source = DbSource {
         pool: state.pool.clone(),
     };
-    let body = stream_blocking("export.zip", move |out| export::zip::write(&source, &runs, out));
+    let body = stream_blocking("export.zip", move |out| {
+        export::zip::write(&source, &runs, out)
+    });
     Ok(download(ZIP, &file_name, body))
 }

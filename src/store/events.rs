@@ -140,10 +140,6 @@ pub fn applied_runs_in_period(
         .filter(sync_runs::dry_run.eq(false))
         .filter(sync_runs::status.eq_any(applied))
         .order(sync_runs::id)
-        .select((
-            sync_runs::id,
-            sync_runs::created_at,
-            sync_runs::finished_at,
-        ))
+        .select((sync_runs::id, sync_runs::created_at, sync_runs::finished_at))
         .load(conn)
 }
