@@ -107,6 +107,7 @@ fn main() -> anyhow::Result<()> {
             figures.rss_growth_kb as f64 / 1024.0,
         );
     }
+    reads_during_exports(&client, &base, &token, run_id)?;
 
     let peak = peak_memory_kb(child.id()).unwrap_or(0);
     println!("server peak memory (VmHWM): {:.0} MB", peak as f64 / 1024.0);
@@ -242,6 +243,57 @@ fn company(size: usize) -> Vec<Value> {
         people.swap(i, (state % (i as u64 + 1)) as usize);
     }
     people
+}
+
+/// Four report.csv downloads at once, while the run is read 50 times: the slowest read shows
+/// whether exports hold up the rest of the API.
+fn reads_during_exports(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    use std::io::Read;
+    let downloads: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, token) = (
+                client.clone(),
+                format!("{base}/v1/syncs/{run_id}/report.csv"),
+                token.to_owned(),
+            );
+            std::thread::spawn(move || -> anyhow::Result<usize> {
+                let mut body = Vec::new();
+                client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()?
+                    .read_to_end(&mut body)?;
+                Ok(body.len())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let at = Instant::now();
+        let response = client
+            .get(format!("{base}/v1/syncs/{run_id}"))
+            .bearer_auth(token)
+            .send()?;
+        anyhow::ensure!(response.status().is_success(), "run: {}", response.status());
+        slowest = slowest.max(at.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for download in downloads {
+        download
+            .join()
+            .map_err(|_| anyhow::anyhow!("download thread"))??;
+    }
+    println!(
+        "  GET /v1/syncs/{{id}} during 4 concurrent report.csv downloads: slowest of 50 {:.1} ms",
+        slowest.as_secs_f64() * 1e3
+    );
+    Ok(())
 }
 
 struct Download {

@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{get, web, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::RunStatus;
 use crate::error::{AppError, Problem};
@@ -24,6 +24,11 @@ const CSV: &str = "text/csv; charset=utf-8";
 const JSON: &str = "application/json";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const ZIP: &str = "application/zip";
+
+/// The bytes of a downloaded file (XLSX, ZIP), for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
 
 /// Seconds a client should wait before asking again for the export of a run in progress.
 const RETRY_AFTER_SECONDS: u32 = 5;
@@ -276,7 +281,7 @@ pub async fn sync_log_csv(
     tag = "syncs",
     params(PeriodParams),
     responses(
-        (status = 200, description = "The workbook, streamed.", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = [u8],
+        (status = 200, description = "The workbook, streamed.", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = FileBytes,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-log-<since>-<until>.xlsx\"`"))),
         (status = 400, description = "since or until is not a time, or the period is backwards or longer than 366 days.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
@@ -343,7 +348,7 @@ impl ZipParams {
     tag = "syncs",
     params(ZipParams),
     responses(
-        (status = 200, description = "The archive, streamed.", content_type = "application/zip", body = [u8],
+        (status = 200, description = "The archive, streamed.", content_type = "application/zip", body = FileBytes,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-runs-<time>.zip\"`"))),
         (status = 400, description = "ids is missing, empty, or names more than 50 runs.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
