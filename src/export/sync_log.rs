@@ -436,6 +436,9 @@ pub fn write_xlsx(
         wrapped: Format::new().set_text_wrap(),
     };
     let mut workbook = Workbook::new();
+    // Compressing the XML is most of the time of a big workbook: level 1 is about three times
+    // faster than the default 6, for a file about a third bigger.
+    workbook.set_zip_compression_level(1);
     {
         let mut sheet = Sheet::start(
             workbook.add_worksheet_with_constant_memory()?,
