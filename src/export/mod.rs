@@ -36,21 +36,42 @@ pub trait EventSource {
     fn count_with_code(&self, run_id: &str, code: &str) -> anyhow::Result<u64>;
 }
 
-/// Events from the database. Each page takes a connection from the pool and gives it back
-/// before the page is written, so a slow client never holds a connection.
+/// Events from the database. A reader thread fetches the next page while the writer formats
+/// the current one (one page ahead at most); each page takes a connection from the pool and
+/// gives it back at once, so a slow client never holds a connection.
 pub struct DbSource {
     pub pool: DbPool,
 }
 
 impl EventSource for DbSource {
     fn events<'a>(&'a self, run_id: &'a str, kind: Option<EventKind>) -> Box<dyn EventPages + 'a> {
-        Box::new(DbPages {
-            pool: &self.pool,
-            run_id,
-            kind,
-            after: None,
-            done: false,
-        })
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let pool = self.pool.clone();
+        let run_id = run_id.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("export-reader".into())
+            .spawn(move || {
+                let mut after = None;
+                loop {
+                    let page = read_page(&pool, &run_id, kind, after);
+                    let next = match &page {
+                        Ok(rows) if rows.len() == PAGE_ROWS => rows.last().map(|row| row.seq),
+                        _ => None,
+                    };
+                    // An error means the writer stopped (the client went away): stop too.
+                    if sender.send(page).is_err() || next.is_none() {
+                        return;
+                    }
+                    after = next;
+                }
+            });
+        match spawned {
+            Ok(_) => Box::new(Prefetched {
+                receiver,
+                finished: false,
+            }),
+            Err(error) => Box::new(Failed(Some(error.into()))),
+        }
     }
 
     fn count_with_code(&self, run_id: &str, code: &str) -> anyhow::Result<u64> {
@@ -60,26 +81,52 @@ impl EventSource for DbSource {
     }
 }
 
-struct DbPages<'a> {
-    pool: &'a DbPool,
-    run_id: &'a str,
+const PAGE_ROWS: usize = PAGE_SIZE as usize;
+
+fn read_page(
+    pool: &DbPool,
+    run_id: &str,
     kind: Option<EventKind>,
     after: Option<i32>,
-    done: bool,
+) -> anyhow::Result<Vec<EventRow>> {
+    let mut conn = pool.get()?;
+    Ok(events::page(&mut conn, run_id, kind, after, PAGE_SIZE)?)
 }
 
-impl EventPages for DbPages<'_> {
+/// Pages read ahead by the reader thread.
+struct Prefetched {
+    receiver: std::sync::mpsc::Receiver<anyhow::Result<Vec<EventRow>>>,
+    /// A short page was received: the events are all read.
+    finished: bool,
+}
+
+impl EventPages for Prefetched {
     fn next_page(&mut self) -> anyhow::Result<Vec<EventRow>> {
-        if self.done {
+        if self.finished {
             return Ok(Vec::new());
         }
-        let rows = {
-            let mut conn = self.pool.get()?;
-            events::page(&mut conn, self.run_id, self.kind, self.after, PAGE_SIZE)?
-        };
-        self.done = rows.len() < usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
-        self.after = rows.last().map(|row| row.seq).or(self.after);
-        Ok(rows)
+        match self.receiver.recv() {
+            Ok(page) => {
+                let page = page?;
+                self.finished = page.len() < PAGE_ROWS;
+                Ok(page)
+            }
+            // The reader ended without a short page: it died, and the export must not look
+            // complete.
+            Err(_) => Err(anyhow::anyhow!("the export's reader thread stopped early")),
+        }
+    }
+}
+
+/// No reader thread could be started.
+struct Failed(Option<anyhow::Error>);
+
+impl EventPages for Failed {
+    fn next_page(&mut self) -> anyhow::Result<Vec<EventRow>> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| anyhow::anyhow!("no export reader")))
     }
 }
 

@@ -65,8 +65,8 @@ pub fn changed_fields(event: &EventRow) -> Vec<FieldChange> {
             .into_iter()
             .map(|change| FieldChange {
                 field: change.field,
-                old: value_text(&change.old),
-                new: value_text(&change.new),
+                old: value_text(change.old),
+                new: value_text(change.new),
             })
             .collect(),
         Err(error) => {
@@ -78,12 +78,16 @@ pub fn changed_fields(event: &EventRow) -> Vec<FieldChange> {
 
 /// A stored value as a spreadsheet cell: empty for null, lists joined with `|`, objects as
 /// compact JSON.
-pub fn value_text(value: &Value) -> String {
+pub fn value_text(value: Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(text) => text.clone(),
+        Value::String(text) => text,
         Value::Bool(_) | Value::Number(_) | Value::Object(_) => value.to_string(),
-        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join("|"),
+        Value::Array(items) => items
+            .into_iter()
+            .map(value_text)
+            .collect::<Vec<_>>()
+            .join("|"),
     }
 }
 

@@ -37,3 +37,80 @@ pub fn write(source: &dyn EventSource, runs: &[RunRow], out: impl Write) -> anyh
     archive.finish()?.flush()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventKind;
+    use crate::export::memory::{event, MemorySource};
+    use std::io::Read;
+
+    fn run(id: &str) -> RunRow {
+        RunRow {
+            id: id.into(),
+            organization_id: "org".into(),
+            status: "succeeded".into(),
+            mode: "full".into(),
+            source: "test".into(),
+            dry_run: false,
+            content_type: "application/json".into(),
+            created_at: "2026-11-30T09:00:00.000000Z".into(),
+            started_at: None,
+            finished_at: None,
+            attempts: 1,
+            progress_processed: 0,
+            progress_total: 0,
+            summary: None,
+            logs: "[]".into(),
+            retry_of: None,
+        }
+    }
+
+    #[test]
+    fn the_archive_streams_one_folder_per_run_without_seeking() {
+        let source = MemorySource {
+            events: vec![
+                event("a", 1, EventKind::Update),
+                event("b", 1, EventKind::Issue),
+                event("b", 2, EventKind::Issue),
+            ],
+            page_size: 1,
+        };
+        // A Vec behind a plain `Write` (no `Seek`), as the response stream is.
+        struct WriteOnly(Vec<u8>);
+        impl Write for WriteOnly {
+            fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+                self.0.write(data)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = WriteOnly(Vec::new());
+        write(&source, &[run("a"), run("b")], &mut out).unwrap();
+        let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(out.0)).unwrap();
+        let mut names: Vec<String> = archive
+            .file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "sync-a/",
+                "sync-a/log.json",
+                "sync-a/report.csv",
+                "sync-b/",
+                "sync-b/log.json",
+                "sync-b/report.csv"
+            ]
+        );
+        let mut report = String::new();
+        archive
+            .by_name("sync-b/report.csv")
+            .unwrap()
+            .read_to_string(&mut report)
+            .unwrap();
+        assert_eq!(report.lines().count(), 3, "header and two events: {report}");
+    }
+}

@@ -843,3 +843,18 @@ fn the_run_list_filters_by_every_status() {
     }
     assert_problem(app.get("/v1/syncs?status=done"), 400);
 }
+
+#[test]
+fn a_report_longer_than_one_page_of_reads_holds_every_event_once() {
+    let app = spawn_app();
+    let users: Vec<Value> = (0..2_500).map(|i| person(&format!("P{i:05}"))).collect();
+    let run = app.sync("incremental", json!(users));
+    assert_eq!(run["counts"]["created"], 2_500);
+    let run_id = id(&run);
+    let lines = report(&app, &run_id);
+    let mut seqs: Vec<u32> = lines.iter().map(|l| l["seq"].parse().unwrap()).collect();
+    seqs.dedup();
+    assert_eq!(seqs, (1..=2_500).collect::<Vec<u32>>());
+    let (body, _) = download(&app, "/v1/sync-log.csv", "text/csv");
+    assert_eq!(csv_records(&body).1.len(), lines.len());
+}
