@@ -5,7 +5,9 @@
 //! The server runs in a child process (this program re-executed with `--serve`), so that its
 //! peak memory is its own. Prints: seconds from POST to finished for a first full sync,
 //! seconds for re-pushing the same records (all unchanged), records/s, the server's peak
-//! memory, and the latency of the report endpoint on the first run.
+//! memory, the latency of the report endpoint on the first run, and for each export of that
+//! run (report.csv, log.json, the period sync log as CSV and XLSX): time to the first byte,
+//! total time, size, and how much the server's resident memory grew while it streamed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -86,6 +88,26 @@ fn main() -> anyhow::Result<()> {
         "  report, page 200 through cursors: {:.1} ms",
         deep.as_secs_f64() * 1e3
     );
+
+    for (what, path) in [
+        (
+            "export report.csv",
+            format!("/v1/syncs/{run_id}/report.csv"),
+        ),
+        ("export log.json", format!("/v1/syncs/{run_id}/log.json")),
+        ("export sync-log.csv", "/v1/sync-log.csv".to_owned()),
+        ("export sync-log.xlsx", "/v1/sync-log.xlsx".to_owned()),
+    ] {
+        let figures = timed_download(&client, &base, &token, &path, child.id())?;
+        println!(
+            "  {what}: first byte {:.1} ms, total {:.2} s, {:.1} MB, server RSS +{:.1} MB while streaming",
+            figures.first_byte.as_secs_f64() * 1e3,
+            figures.total.as_secs_f64(),
+            figures.bytes as f64 / 1e6,
+            figures.rss_growth_kb as f64 / 1024.0,
+        );
+    }
+    reads_during_exports(&client, &base, &token, run_id)?;
 
     let peak = peak_memory_kb(child.id()).unwrap_or(0);
     println!("server peak memory (VmHWM): {:.0} MB", peak as f64 / 1024.0);
@@ -223,10 +245,131 @@ fn company(size: usize) -> Vec<Value> {
     people
 }
 
-fn peak_memory_kb(pid: u32) -> Option<u64> {
+/// Four report.csv downloads at once, while the run is read 50 times: the slowest read shows
+/// whether exports hold up the rest of the API.
+fn reads_during_exports(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    use std::io::Read;
+    let downloads: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, token) = (
+                client.clone(),
+                format!("{base}/v1/syncs/{run_id}/report.csv"),
+                token.to_owned(),
+            );
+            std::thread::spawn(move || -> anyhow::Result<usize> {
+                let mut body = Vec::new();
+                client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()?
+                    .read_to_end(&mut body)?;
+                Ok(body.len())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let at = Instant::now();
+        let response = client
+            .get(format!("{base}/v1/syncs/{run_id}"))
+            .bearer_auth(token)
+            .send()?;
+        anyhow::ensure!(response.status().is_success(), "run: {}", response.status());
+        slowest = slowest.max(at.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for download in downloads {
+        download
+            .join()
+            .map_err(|_| anyhow::anyhow!("download thread"))??;
+    }
+    println!(
+        "  GET /v1/syncs/{{id}} during 4 concurrent report.csv downloads: slowest of 50 {:.1} ms",
+        slowest.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+struct Download {
+    first_byte: Duration,
+    total: Duration,
+    bytes: usize,
+    /// Highest resident memory of the server while it streamed, above what it was before.
+    rss_growth_kb: u64,
+}
+
+/// Downloads `path`, timing the first byte and the whole body, while a thread samples the
+/// server's resident memory every 5 ms.
+fn timed_download(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    server: u32,
+) -> anyhow::Result<Download> {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let before = memory_kb(server, "VmRSS:").unwrap_or(0);
+    let highest = Arc::new(AtomicU64::new(before));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (highest, done) = (highest.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(rss) = memory_kb(server, "VmRSS:") {
+                    highest.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let at = Instant::now();
+    let mut response = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut bytes = response.read(&mut buffer)?;
+    let first_byte = at.elapsed();
+    loop {
+        let read = response.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        bytes += read;
+    }
+    let total = at.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    Ok(Download {
+        first_byte,
+        total,
+        bytes,
+        rss_growth_kb: highest.load(Ordering::Relaxed).saturating_sub(before),
+    })
+}
+
+fn memory_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn peak_memory_kb(pid: u32) -> Option<u64> {
+    memory_kb(pid, "VmHWM:")
 }
 
 fn flag(args: &[String], name: &str) -> Option<usize> {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error_codes;
 pub mod events;
+pub mod exports;
 pub mod health;
 pub mod metrics;
 pub mod pagination;
@@ -78,9 +79,15 @@ where
             scope("/v1")
                 .service(syncs::push)
                 .service(syncs::list)
+                // Before `/syncs/{id}`, which would take `export.zip` for a run id.
+                .service(exports::export_zip)
                 .service(syncs::get)
                 .service(syncs::retry)
                 .service(events::list)
+                .service(exports::report_csv)
+                .service(exports::log_json)
+                .service(exports::sync_log_csv)
+                .service(exports::sync_log_xlsx)
                 .service(error_codes::list)
                 .service(error_codes::get)
                 .service(users::list)

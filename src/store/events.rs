@@ -83,3 +83,63 @@ pub fn list(
     }
     query.load(conn)
 }
+
+/// A page of a run's events (of one kind, or all), in planned order after `after_seq`:
+/// the keyset pages that exports stream, one short query each.
+pub fn page(
+    conn: &mut DbConn,
+    run_id: &str,
+    kind: Option<EventKind>,
+    after_seq: Option<i32>,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    let filter = EventFilter {
+        kind,
+        ..EventFilter::default()
+    };
+    list(conn, run_id, &filter, after_seq, Some(limit))
+}
+
+/// How many events of a run carry this issue code.
+pub fn count_with_code(conn: &mut DbConn, run_id: &str, code: &str) -> QueryResult<i64> {
+    sync_events::table
+        .filter(sync_events::run_id.eq(run_id))
+        .filter(sync_events::code.eq(code))
+        .count()
+        .get_result(conn)
+}
+
+/// A run of a period export and the time its lines are dated with.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct PeriodRun {
+    pub id: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// The organization's runs created in `[since, until)` (stored-form timestamps) that changed
+/// the directory: not dry runs, and finished as `succeeded`, `succeeded_with_errors` or
+/// `approved`. Oldest first, so that a period log reads in the order things happened.
+pub fn applied_runs_in_period(
+    conn: &mut DbConn,
+    organization_id: &str,
+    since: &str,
+    until: &str,
+) -> QueryResult<Vec<PeriodRun>> {
+    use crate::domain::RunStatus;
+    use crate::store::schema::sync_runs;
+    let applied = [
+        RunStatus::Succeeded.as_str(),
+        RunStatus::SucceededWithErrors.as_str(),
+        RunStatus::Approved.as_str(),
+    ];
+    sync_runs::table
+        .filter(sync_runs::organization_id.eq(organization_id))
+        .filter(sync_runs::created_at.ge(since))
+        .filter(sync_runs::created_at.lt(until))
+        .filter(sync_runs::dry_run.eq(false))
+        .filter(sync_runs::status.eq_any(applied))
+        .order(sync_runs::id)
+        .select((sync_runs::id, sync_runs::created_at, sync_runs::finished_at))
+        .load(conn)
+}

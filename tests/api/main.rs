@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod error_codes;
 mod errors;
+mod exports;
 mod health;
 mod helpers;
 mod openapi;
