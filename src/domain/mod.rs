@@ -22,5 +22,9 @@ pub use run::{
     Severity, SyncMode, UpdateAction,
 };
 pub use scope::Scope;
-pub use settings::{CustomFieldDefinition, CustomFieldType, ProvisioningSettings, RequirableField};
+pub use settings::{
+    ApprovalMode, ApprovalSettings, ConditionField, ConditionTest, CustomFieldDefinition,
+    CustomFieldType, FieldCondition, GroupRule, ProvisioningSettings, RequirableField,
+    SyncPerimeter, CONDITION_FIELDS,
+};
 pub use text::{check_search_text, check_text, search_fold, search_key, TextProblem};
