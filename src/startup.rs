@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::domain::RunStatus;
 use crate::http::{self, AppState, Metrics, RouteTable};
-use crate::store::{self, organizations, runs, DbPool};
+use crate::store::{self, organizations, DbPool};
 use crate::sync::worker::Worker;
 
 /// The organization and admin token created on an empty database.
@@ -41,7 +41,7 @@ impl Application {
                 admin_token: created.admin_token,
             });
         for (run_id, status) in
-            runs::recover_interrupted(&mut conn).context("cannot recover interrupted runs")?
+            crate::sync::lifecycle::recover_interrupted(&mut conn).context("cannot recover interrupted runs")?
         {
             match status {
                 RunStatus::Pending => {
@@ -65,6 +65,7 @@ impl Application {
             metrics,
             body_limit: config.body_limit_bytes,
             max_records: config.max_records_per_push,
+            test_hooks: config.test_hooks.clone(),
         });
         let spec = http::openapi();
         let routes = web::Data::new(RouteTable::from_openapi(&spec));

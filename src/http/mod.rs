@@ -1,12 +1,14 @@
 //! The HTTP API: one module per resource, plus what every request goes through
 //! (authentication, problem+json errors, request ids and metrics).
 
+pub mod approvals;
 pub mod auth;
 pub mod error_codes;
 pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod pagination;
+pub mod settings;
 pub mod syncs;
 pub mod users;
 
@@ -23,6 +25,7 @@ use utoipa::OpenApi as _;
 use utoipa_actix_web::{scope, AppExt};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::config::TestHooks;
 use crate::openapi::ApiDoc;
 use crate::store::DbPool;
 use crate::sync::worker::WorkerWaker;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Most records a push may carry.
     pub max_records: usize,
+    /// Faults tests plant (approvals apply runs on the request's thread).
+    pub test_hooks: TestHooks,
 }
 
 /// Largest JSON body of the small endpoints (settings, users); pushes have their own limit.
@@ -72,6 +77,8 @@ where
                 .service(syncs::list)
                 .service(syncs::get)
                 .service(syncs::retry)
+                .service(approvals::approve)
+                .service(approvals::reject)
                 .service(events::list)
                 .service(error_codes::list)
                 .service(error_codes::get)
@@ -79,7 +86,10 @@ where
                 .service(users::invite)
                 .service(users::get)
                 .service(users::update)
-                .service(users::revoke_invitation),
+                .service(users::revoke_invitation)
+                .service(settings::get)
+                .service(settings::replace)
+                .service(settings::history),
         )
 }
 

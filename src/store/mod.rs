@@ -10,6 +10,7 @@ pub mod models;
 pub mod organizations;
 pub mod runs;
 pub mod schema;
+pub mod settings;
 pub mod teams;
 pub mod tokens;
 pub mod users;

@@ -37,6 +37,7 @@ fn insert_with_admin_token(conn: &mut DbConn, name: &str) -> QueryResult<Created
         settings: serde_json::to_string(&ProvisioningSettings::default())
             .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
         created_at: now(),
+        settings_version: 0,
     };
     diesel::insert_into(organizations::table)
         .values(&organization)

@@ -117,3 +117,11 @@ mod tests {
         assert_ne!(hash_secret(&a), a);
     }
 }
+
+/// The name of a token, by id: who made a change, in histories and decisions.
+pub fn name(conn: &mut DbConn, id: &str) -> QueryResult<String> {
+    api_tokens::table
+        .find(id)
+        .select(api_tokens::name)
+        .first(conn)
+}

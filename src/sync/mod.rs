@@ -8,6 +8,8 @@ pub mod conflicts;
 pub mod directory;
 pub mod duplicates;
 pub mod engine;
+pub mod gate;
+pub mod lifecycle;
 pub mod plan;
 pub mod push;
 pub mod record;
