@@ -40,8 +40,8 @@ impl Application {
                 organization_id: created.organization.id,
                 admin_token: created.admin_token,
             });
-        for (run_id, status) in
-            crate::sync::lifecycle::recover_interrupted(&mut conn).context("cannot recover interrupted runs")?
+        for (run_id, status) in crate::sync::lifecycle::recover_interrupted(&mut conn)
+            .context("cannot recover interrupted runs")?
         {
             match status {
                 RunStatus::Pending => {

@@ -25,7 +25,10 @@ const MAX_REASON_CHARS: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// Why; kept on the run (`decision_reason`). At most 1000 characters.
-    #[schema(example = "Reorganisation of the sales team, checked with HR.", max_length = 1000)]
+    #[schema(
+        example = "Reorganisation of the sales team, checked with HR.",
+        max_length = 1000
+    )]
     pub reason: Option<String>,
 }
 

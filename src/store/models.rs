@@ -6,7 +6,8 @@ use crate::domain::{ApprovalProcess, EmploymentStatus, Role, UserState};
 use crate::store::new_id;
 
 use crate::store::schema::{
-    api_tokens, organizations, settings_versions, sync_events, sync_payloads, sync_runs, teams, users,
+    api_tokens, organizations, settings_versions, sync_events, sync_payloads, sync_runs, teams,
+    users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

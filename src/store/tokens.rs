@@ -102,6 +102,14 @@ pub fn authenticate(conn: &mut DbConn, secret: &str) -> QueryResult<Option<Token
     Ok(token)
 }
 
+/// The name of a token, by id: who made a change, in histories and decisions.
+pub fn name(conn: &mut DbConn, id: &str) -> QueryResult<String> {
+    api_tokens::table
+        .find(id)
+        .select(api_tokens::name)
+        .first(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,12 +124,4 @@ mod tests {
         assert_eq!(hash_secret(&a), hash_secret(&a));
         assert_ne!(hash_secret(&a), a);
     }
-}
-
-/// The name of a token, by id: who made a change, in histories and decisions.
-pub fn name(conn: &mut DbConn, id: &str) -> QueryResult<String> {
-    api_tokens::table
-        .find(id)
-        .select(api_tokens::name)
-        .first(conn)
 }

@@ -11,8 +11,8 @@ use crate::store::models::{RunRow, TeamRow, UserRow};
 use crate::store::runs::log_line;
 use crate::store::settings::CurrentSettings;
 use crate::store::{
-    begin_bulk_write, end_bulk_write, events, now, runs, settings, teams, users,
-    write_transaction, DbConn,
+    begin_bulk_write, end_bulk_write, events, now, runs, settings, teams, users, write_transaction,
+    DbConn,
 };
 
 use crate::sync::apply::plan_and_write;
@@ -226,7 +226,10 @@ fn take_up(
                     RunStatus::Succeeded
                 };
                 let would_wait = if matches!(gate, Gate::DryRun) {
-                    gate::reasons(approval, &PlannedChanges::new(&totals.counts, active_before))
+                    gate::reasons(
+                        approval,
+                        &PlannedChanges::new(&totals.counts, active_before),
+                    )
                 } else {
                     Vec::new()
                 };

@@ -214,7 +214,10 @@ mod tests {
             a.max_create_count = Some(20);
             a.max_update_percent = Some(50.0);
         });
-        assert!(limits(&approval, plan(5, 20, 50, 100)).is_empty(), "at every limit");
+        assert!(
+            limits(&approval, plan(5, 20, 50, 100)).is_empty(),
+            "at every limit"
+        );
         assert!(limits(&approval, plan(4, 19, 49, 100)).is_empty(), "under");
         assert_eq!(
             limits(&approval, plan(6, 21, 51, 100)),
@@ -230,7 +233,10 @@ mod tests {
     #[test]
     fn percentages_are_of_the_active_users_before_the_run_to_one_decimal() {
         let approval = threshold(|a| a.max_archive_percent = Some(33.3));
-        assert!(limits(&approval, plan(1, 0, 0, 3)).is_empty(), "33.3% is at the limit");
+        assert!(
+            limits(&approval, plan(1, 0, 0, 3)).is_empty(),
+            "33.3% is at the limit"
+        );
         let approval = threshold(|a| a.max_archive_percent = Some(33.2));
         assert_eq!(reasons(&approval, &plan(1, 0, 0, 3))[0].planned, Some(33.3));
     }

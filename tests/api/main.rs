@@ -1,5 +1,6 @@
 //! Black-box tests over HTTP against the real server, each on its own fresh SQLite file.
 
+mod approval_gate;
 mod auth;
 mod cli;
 mod error_codes;
@@ -8,6 +9,7 @@ mod health;
 mod helpers;
 mod openapi;
 mod recovery;
+mod settings;
 mod sync_approval;
 mod sync_directory;
 mod sync_push;
