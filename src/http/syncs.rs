@@ -79,8 +79,7 @@ impl From<RunRow> for RunView {
         let total = u32::try_from(row.progress_total).unwrap_or(0);
         let status = RunStatus::from_stored(&row.status).unwrap_or(RunStatus::Failed);
         RunView {
-            planned: row.dry_run
-                || matches!(status, RunStatus::AwaitingApproval | RunStatus::Rejected),
+            planned: lifecycle::report_is_planned(status, row.dry_run),
             settings_version: row.settings_version,
             approval_reasons: row
                 .approval_reasons

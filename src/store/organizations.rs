@@ -57,15 +57,16 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<OrganizationRow>>
         .optional()
 }
 
-/// The organization's provisioning settings; unreadable settings fall back to the defaults
-/// with an error in the log rather than blocking every run.
+/// Organizations with this exact name (names are not unique).
+pub fn find_by_name(conn: &mut DbConn, name: &str) -> QueryResult<Vec<OrganizationRow>> {
+    organizations::table
+        .filter(organizations::name.eq(name))
+        .select(OrganizationRow::as_select())
+        .load(conn)
+}
+
+/// The organization's provisioning settings (see `store::settings` for their version and
+/// history). Stored settings that cannot be read are an error, never a silent default.
 pub fn settings(conn: &mut DbConn, id: &str) -> QueryResult<ProvisioningSettings> {
-    let stored: String = organizations::table
-        .find(id)
-        .select(organizations::settings)
-        .first(conn)?;
-    Ok(serde_json::from_str(&stored).unwrap_or_else(|error| {
-        tracing::error!(organization_id = id, %error, "stored provisioning settings are unreadable; using defaults");
-        ProvisioningSettings::default()
-    }))
+    crate::store::settings::current(conn, id).map(|current| current.settings)
 }

@@ -18,6 +18,12 @@ use crate::store::schema::sync_runs;
 use crate::store::{now, write_transaction, DbConn};
 use crate::sync::gate::ApprovalReason;
 
+/// True when nothing of a run's report was applied: it says what the run would do (a dry run,
+/// a run awaiting approval, or one that was rejected or expired).
+pub fn report_is_planned(status: RunStatus, dry_run: bool) -> bool {
+    dry_run || matches!(status, AwaitingApproval | Rejected)
+}
+
 /// What moves a run from one status to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

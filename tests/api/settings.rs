@@ -280,3 +280,78 @@ fn a_run_records_the_settings_version_it_was_planned_with() {
     let listed = app.get_json("/v1/syncs?limit=1");
     assert_eq!(listed["items"][0]["settings_version"], 2);
 }
+
+fn cli(database_url: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hris-sync"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("HRIS_SYNC_BIND")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("stdin written");
+    drop(input);
+    let output = child.wait_with_output().expect("the binary ends");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn operators_read_and_replace_settings_from_the_command_line_by_id_or_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, stdout, stderr) = cli(&url, &["org", "create", "acme"], None);
+    assert!(ok, "{stderr}");
+    let org: Value = serde_json::from_str(&stdout).unwrap();
+    let org_id = org["organization_id"].as_str().unwrap();
+
+    let (ok, stdout, stderr) = cli(&url, &["settings", "get", "--org", org_id], None);
+    assert!(ok, "{stderr}");
+    let defaults: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(defaults["approval"]["mode"], "never");
+
+    let file = dir.path().join("settings.json");
+    std::fs::write(
+        &file,
+        r#"{"approval": {"mode": "always"}, "seat_limit": 5}"#,
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = cli(
+        &url,
+        &["settings", "set", "--org", "acme", file.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{stderr}");
+    let saved: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(saved["version"], 1);
+    assert_eq!(saved["settings"]["seat_limit"], 5);
+
+    // From standard input; every problem is printed and nothing changes.
+    let (ok, _, stderr) = cli(
+        &url,
+        &["settings", "set", "--org", "acme"],
+        Some(r#"{"seat_limit": -1, "approval": {"mode": "sometimes"}}"#),
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("/seat_limit") && stderr.contains("/approval/mode"),
+        "{stderr}"
+    );
+    let (_, stdout, _) = cli(&url, &["settings", "get", "--org", "acme"], None);
+    let read: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(read["approval"]["mode"], "always");
+
+    let (ok, _, stderr) = cli(&url, &["settings", "get", "--org", "nobody"], None);
+    assert!(!ok);
+    assert!(stderr.contains("no organization"), "{stderr}");
+}
