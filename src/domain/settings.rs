@@ -238,12 +238,23 @@ pub struct FieldCondition {
     pub field: String,
     /// Met when the field equals this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>, example = "Sales")]
+    #[schema(value_type = Option<ConditionValue>, example = "Sales")]
     pub equals: Option<Value>,
     /// Met when the field equals one of these values.
     #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<ConditionValue>>, min_items = 1)]
     pub one_of: Option<Vec<Value>>,
+}
+
+/// The values a condition compares with: a string, a number or a boolean. (Documents the
+/// schema; conditions hold them as JSON values.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ConditionValue {
+    Text(String),
+    Number(f64),
+    Boolean(bool),
 }
 
 /// What a [`FieldCondition`] looks at, once its `field` is read.

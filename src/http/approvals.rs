@@ -72,9 +72,8 @@ fn awaiting_run(
     verb: &str,
 ) -> Result<crate::store::models::RunRow, AppError> {
     let run = find_run(conn, organization_id, id)?;
-    let status = RunStatus::from_stored(&run.status);
-    if status != Some(RunStatus::AwaitingApproval) {
-        return Err(not_awaiting(id, status, verb));
+    if run.status != RunStatus::AwaitingApproval {
+        return Err(not_awaiting(id, Some(run.status), verb));
     }
     Ok(run)
 }

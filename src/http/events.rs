@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::catalogue::IssueCode;
-use crate::domain::{EntityKind, EventKind, RunStatus, Severity, UpdateAction};
+use crate::domain::{EntityKind, EventKind, Severity, UpdateAction};
 use crate::error::{AppError, Problem};
 use crate::http::auth::ReadAccess;
 use crate::http::pagination::{Page, PageParams};
@@ -174,8 +174,7 @@ pub async fn list(
     let (rows, planned) = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         let run = find_run(&mut conn, &caller.organization_id, &run_id)?;
-        let planned = RunStatus::from_stored(&run.status)
-            .is_some_and(|status| report_is_planned(status, run.dry_run));
+        let planned = report_is_planned(run.status, run.dry_run);
         let rows = events::list(&mut conn, &run.id, &filter, after, Some(limit + 1))?;
         Ok((rows, planned))
     })

@@ -77,7 +77,7 @@ impl From<RunRow> for RunView {
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
         let total = u32::try_from(row.progress_total).unwrap_or(0);
-        let status = RunStatus::from_stored(&row.status).unwrap_or(RunStatus::Failed);
+        let status = row.status;
         RunView {
             planned: lifecycle::report_is_planned(status, row.dry_run),
             settings_version: row.settings_version,
@@ -91,7 +91,7 @@ impl From<RunRow> for RunView {
             decision_reason: row.decision_reason,
             decided_at: row.decided_at,
             status,
-            mode: SyncMode::from_stored(&row.mode).unwrap_or(SyncMode::Incremental),
+            mode: row.mode,
             source: row.source,
             dry_run: row.dry_run,
             created_at: row.created_at,

@@ -5,6 +5,7 @@
 //! same names. Queries are written once against [`DbConn`]; the few statements the portable
 //! backend cannot express (multi-row inserts) match on the backend.
 
+pub mod columns;
 pub mod events;
 pub mod models;
 pub mod organizations;
@@ -19,7 +20,7 @@ mod pool;
 
 pub use pool::{
     begin_bulk_write, checkpoint, connect, durable_write_transaction, end_bulk_write, migrate,
-    pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError,
+    pending_migrations, write_transaction, Backend, DbConn, DbPool, MultiBackend, PoolError,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};

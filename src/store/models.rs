@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::domain::{ApprovalProcess, EmploymentStatus, Role, UserState};
+use crate::domain::{ApprovalProcess, EmploymentStatus, Role, RunStatus, SyncMode, UserState};
 use crate::store::new_id;
 
 use crate::store::schema::{
@@ -52,8 +52,8 @@ pub struct TokenRow {
 pub struct RunRow {
     pub id: String,
     pub organization_id: String,
-    pub status: String,
-    pub mode: String,
+    pub status: RunStatus,
+    pub mode: SyncMode,
     pub source: String,
     pub dry_run: bool,
     pub content_type: String,

@@ -96,8 +96,8 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
     let run = RunRow {
         id: new_id(),
         organization_id: new.organization_id.to_owned(),
-        status: RunStatus::Pending.as_str().to_owned(),
-        mode: new.mode.as_str().to_owned(),
+        status: RunStatus::Pending,
+        mode: new.mode,
         source: new.source.to_owned(),
         dry_run: new.dry_run,
         content_type: new.content_type.to_owned(),
@@ -146,7 +146,7 @@ pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
     durable_write_transaction(conn, |conn| {
         let run = RunRow {
             id: new_id(),
-            status: RunStatus::Pending.as_str().to_owned(),
+            status: RunStatus::Pending,
             created_at: now(),
             started_at: None,
             finished_at: None,
@@ -216,7 +216,7 @@ pub fn list(
         .limit(limit)
         .into_boxed();
     if let Some(status) = filter.status {
-        query = query.filter(sync_runs::status.eq(status.as_str()));
+        query = query.filter(sync_runs::status.eq(status));
     }
     if let Some(source) = &filter.source {
         query = query.filter(sync_runs::source.eq(source.clone()));
@@ -252,14 +252,11 @@ pub fn claim_next(conn: &mut DbConn) -> QueryResult<Option<RunRow>> {
     write_transaction(conn, |conn| {
         // Organizations whose queue is blocked: a run in progress, or one awaiting approval.
         let busy_organizations: Vec<String> = sync_runs::table
-            .filter(sync_runs::status.eq_any([
-                RunStatus::Running.as_str(),
-                RunStatus::AwaitingApproval.as_str(),
-            ]))
+            .filter(sync_runs::status.eq_any([RunStatus::Running, RunStatus::AwaitingApproval]))
             .select(sync_runs::organization_id)
             .load(conn)?;
         let next: Option<String> = sync_runs::table
-            .filter(sync_runs::status.eq(RunStatus::Pending.as_str()))
+            .filter(sync_runs::status.eq(RunStatus::Pending))
             .filter(sync_runs::organization_id.ne_all(busy_organizations))
             .order(sync_runs::id)
             .select(sync_runs::id)

@@ -1,10 +1,9 @@
 //! One run from its stored push to its report: read → validate → check → plan → apply.
 
-use anyhow::Context;
 use chrono::Utc;
 
 use crate::config::TestHooks;
-use crate::domain::{LogLevel, LogLine, RunCounts, RunStatus, RunSummary, SyncMode, UserState};
+use crate::domain::{LogLevel, LogLine, RunCounts, RunStatus, RunSummary, UserState};
 use ahash::AHashMap as HashMap;
 
 use crate::store::models::{RunRow, TeamRow, UserRow};
@@ -81,7 +80,7 @@ fn take_up(
         last: Some(started),
         ..Phases::default()
     };
-    let mode = SyncMode::from_stored(&run.mode).context("stored run has an unknown mode")?;
+    let mode = run.mode;
     let CurrentSettings {
         settings,
         version: settings_version,

@@ -129,7 +129,7 @@ impl From<diesel::result::Error> for LifecycleError {
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = sync_runs)]
 struct Changes {
-    status: Option<String>,
+    status: Option<RunStatus>,
     started_at: Option<String>,
     finished_at: Option<String>,
     progress_processed: Option<i32>,
@@ -152,9 +152,9 @@ fn apply(
     to: RunStatus,
     mut changes: Changes,
 ) -> Result<(), LifecycleError> {
-    let from: Vec<&str> = sources(step, to).into_iter().map(|s| s.as_str()).collect();
+    let from = sources(step, to);
     debug_assert!(!from.is_empty(), "{step:?} never leads to {to}");
-    changes.status = Some(to.as_str().to_owned());
+    changes.status = Some(to);
     let updated = diesel::update(
         sync_runs::table
             .find(run_id)
@@ -165,19 +165,11 @@ fn apply(
     if updated == 1 {
         return Ok(());
     }
-    let current: Option<String> = sync_runs::table
+    let current: Option<RunStatus> = sync_runs::table
         .find(run_id)
         .select(sync_runs::status)
         .first(conn)
         .optional()?;
-    let current = match current {
-        Some(word) => Some(RunStatus::from_stored(&word).ok_or_else(|| {
-            diesel::result::Error::DeserializationError(
-                format!("unknown run status {word:?}").into(),
-            )
-        })?),
-        None => None,
-    };
     Err(LifecycleError::Refused { step, current })
 }
 
@@ -188,17 +180,14 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, LifecycleError> {
 
 /// Pending → running: the worker takes the run. `None` when another instance took it first.
 pub fn claim(conn: &mut DbConn, run_id: &str) -> QueryResult<Option<RunRow>> {
-    let from: Vec<&str> = sources(Step::Claim, Running)
-        .into_iter()
-        .map(|s| s.as_str())
-        .collect();
+    let from = sources(Step::Claim, Running);
     let claimed = diesel::update(
         sync_runs::table
             .find(run_id)
             .filter(sync_runs::status.eq_any(from)),
     )
     .set((
-        sync_runs::status.eq(Running.as_str()),
+        sync_runs::status.eq(Running),
         sync_runs::started_at.eq(now()),
         sync_runs::attempts.eq(sync_runs::attempts + 1),
     ))
@@ -303,7 +292,7 @@ pub fn record_approved(
     let updated = diesel::update(
         sync_runs::table
             .find(run_id)
-            .filter(sync_runs::status.eq(Approved.as_str())),
+            .filter(sync_runs::status.eq(Approved)),
     )
     .set(&changes)
     .execute(conn)?;
@@ -351,7 +340,7 @@ pub fn reject(
 /// the ids of the runs it rejected.
 pub fn expire_waiting(conn: &mut DbConn) -> QueryResult<Vec<String>> {
     let waiting: Vec<(String, String, Option<String>)> = sync_runs::table
-        .filter(sync_runs::status.eq(AwaitingApproval.as_str()))
+        .filter(sync_runs::status.eq(AwaitingApproval))
         .select((
             sync_runs::id,
             sync_runs::organization_id,
@@ -426,7 +415,7 @@ pub fn fail(conn: &mut DbConn, run_id: &str, log: &[LogLine]) -> Result<(), Life
 pub fn recover_interrupted(conn: &mut DbConn) -> QueryResult<Vec<(String, RunStatus)>> {
     write_transaction(conn, |conn| {
         let interrupted: Vec<(String, i32)> = sync_runs::table
-            .filter(sync_runs::status.eq(Running.as_str()))
+            .filter(sync_runs::status.eq(Running))
             .select((sync_runs::id, sync_runs::attempts))
             .load(conn)?;
         let mut recovered = Vec::with_capacity(interrupted.len());
@@ -469,11 +458,10 @@ pub fn recover_interrupted(conn: &mut DbConn) -> QueryResult<Vec<(String, RunSta
 /// Queues a new run of a final run's push. A run that has not finished (or waits for
 /// approval) cannot be retried.
 pub fn retry(conn: &mut DbConn, original: &RunRow) -> Result<RunRow, LifecycleError> {
-    let current = RunStatus::from_stored(&original.status);
-    if !current.is_some_and(|status| allowed(status, Step::Retry, Pending)) {
+    if !allowed(original.status, Step::Retry, Pending) {
         return Err(LifecycleError::Refused {
             step: Step::Retry,
-            current,
+            current: Some(original.status),
         });
     }
     Ok(runs::retry(conn, original)?)
