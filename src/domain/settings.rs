@@ -228,9 +228,11 @@ pub struct SyncPerimeter {
 
 /// A condition on one field of a record: exactly one of `equals` and `in`.
 ///
-/// `field` is `teams` (met when one of the user's teams matches), `custom.<key>` (a declared
-/// custom field) or a record field (see [`CONDITION_FIELDS`]). Values are strings, numbers or
-/// booleans.
+/// `field` is `teams` (met when one of the user's teams matches), `custom.<key>` (a custom
+/// field declared in `custom_fields`) or a record field: `external_id`, `email`, `username`,
+/// `first_name`, `last_name`, `start_date`, `end_date`, `date_of_birth`, `gender`, `phone`,
+/// `manager_external_id`, `role`, `approval_process`, `employment_status`. Values are
+/// strings, numbers or booleans.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldCondition {
