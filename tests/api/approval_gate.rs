@@ -501,3 +501,42 @@ fn an_approved_run_whose_application_fails_ends_failed_with_nothing_applied() {
     assert!(active_external_ids(&app).is_empty());
     assert_problem(approve(&app, waiting["id"].as_str().unwrap(), None), 409);
 }
+
+#[test]
+fn of_two_simultaneous_decisions_exactly_one_wins_and_the_other_is_a_409() {
+    let app = spawn_app();
+    set_approval(&app, json!({"mode": "always"}));
+    let waiting = app.sync("incremental", people(1..=200));
+    let id = waiting["id"].as_str().unwrap().to_owned();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let deciders: Vec<_> = ["approve", "approve", "reject"]
+            .into_iter()
+            .map(|verb| {
+                let (app, id) = (&app, &id);
+                scope.spawn(move || {
+                    decide_as(app, &app.admin_token, id, verb, None)
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        deciders.into_iter().map(|d| d.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        2,
+        "{statuses:?}"
+    );
+    let run = app.get_json(&format!("/v1/syncs/{id}"));
+    let active = active_external_ids(&app).len();
+    match run["status"].as_str().unwrap() {
+        "approved" => assert_eq!(active, 200),
+        "rejected" => assert_eq!(active, 0),
+        other => panic!("{other}"),
+    }
+}
