@@ -45,7 +45,7 @@ pub struct EventView {
     #[schema(example = "/v1/error-codes/MANAGER_DOES_NOT_EXIST")]
     pub help: Option<String>,
     /// True when the line was planned and not applied: the run is a dry run, awaits
-    /// approval, or was rejected.
+    /// approval, was rejected, or failed when it was applied after its approval.
     pub planned: bool,
 }
 

@@ -44,8 +44,9 @@ pub struct RunView {
     pub logs: Vec<LogLine>,
     /// The run this one re-runs, for retries.
     pub retry_of: Option<String>,
-    /// True when nothing of the report was applied: it is what the run would do (a dry run, a
-    /// run awaiting approval, or a rejected one).
+    /// True when nothing of the report (and counts) was applied: it is what the run would do
+    /// (a dry run, a run awaiting approval, a rejected one, or an approved one whose
+    /// application failed).
     pub planned: bool,
     /// The version of the provisioning settings the run was planned with (see
     /// `GET /v1/settings/provisioning/history`); `null` until it is planned.

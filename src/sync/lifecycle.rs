@@ -19,9 +19,10 @@ use crate::store::{now, write_transaction, DbConn};
 use crate::sync::gate::ApprovalReason;
 
 /// True when nothing of a run's report was applied: it says what the run would do (a dry run,
-/// a run awaiting approval, or one that was rejected or expired).
+/// a run awaiting approval, one that was rejected or expired, or an approved run whose
+/// application failed — the report of any other failed run is empty).
 pub fn report_is_planned(status: RunStatus, dry_run: bool) -> bool {
-    dry_run || matches!(status, AwaitingApproval | Rejected)
+    dry_run || matches!(status, AwaitingApproval | Rejected | Failed)
 }
 
 /// What moves a run from one status to another.

@@ -497,7 +497,10 @@ fn an_approved_run_whose_application_fails_ends_failed_with_nothing_applied() {
     assert_eq!(response.status().as_u16(), 200);
     let run: Value = response.json().unwrap();
     assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["planned"], true);
     assert!(run["finished_at"].is_string());
+    let id = waiting["id"].as_str().unwrap();
+    assert!(app.events(id, "").iter().all(|e| e["planned"] == true));
     assert!(active_external_ids(&app).is_empty());
     assert_problem(approve(&app, waiting["id"].as_str().unwrap(), None), 409);
 }
