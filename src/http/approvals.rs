@@ -8,7 +8,7 @@ use actix_web::{post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::domain::RunStatus;
+use crate::domain::{check_text, RunStatus, TextProblem};
 use crate::error::{AppError, FieldError, Problem};
 use crate::http::auth::AdminAccess;
 use crate::http::syncs::{find_run, RunView};
@@ -43,18 +43,20 @@ fn reason(body: &[u8]) -> Result<Option<String>, AppError> {
             vec![FieldError::new("", error.to_string())],
         )
     })?;
-    match parsed.reason {
-        Some(reason) if reason.chars().count() > MAX_REASON_CHARS => Err(AppError::unprocessable(
-            "The reason is too long.",
-            vec![FieldError::new(
-                "/reason",
-                format!("At most {MAX_REASON_CHARS} characters."),
-            )],
-        )),
-        Some(reason) if reason.trim().is_empty() => Ok(None),
-        Some(reason) => Ok(Some(reason.trim().to_owned())),
-        None => Ok(None),
+    let Some(reason) = parsed.reason.map(|r| r.trim().to_owned()) else {
+        return Ok(None);
+    };
+    if let Err(problem) = check_text(&reason, MAX_REASON_CHARS) {
+        let detail = match problem {
+            TextProblem::TooLong { .. } => format!("At most {MAX_REASON_CHARS} characters."),
+            TextProblem::ControlCharacter => "No control characters (line breaks, tabs…).".into(),
+        };
+        return Err(AppError::unprocessable(
+            "The reason is not valid; nothing was decided.",
+            vec![FieldError::new("/reason", detail)],
+        ));
     }
+    Ok((!reason.is_empty()).then_some(reason))
 }
 
 fn not_awaiting(id: &str, status: Option<RunStatus>, verb: &str) -> AppError {

@@ -332,6 +332,14 @@ fn only_an_admin_of_the_organization_may_decide() {
         Some(json!({"why": "x"})),
     );
     assert_problem(bad_body, 422);
+    let long = decide_as(
+        &app,
+        &app.admin_token,
+        id,
+        "reject",
+        Some(json!({"reason": "x".repeat(1001)})),
+    );
+    assert_eq!(assert_problem(long, 422)["errors"][0]["pointer"], "/reason");
     assert_eq!(
         app.get_json(&format!("/v1/syncs/{id}"))["status"],
         "awaiting_approval"
