@@ -551,3 +551,36 @@ fn of_two_simultaneous_decisions_exactly_one_wins_and_the_other_is_a_409() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn a_waiting_run_cannot_be_retried_but_a_rejected_one_can_and_meets_the_gate_again() {
+    let app = spawn_app();
+    set_approval(&app, json!({"mode": "always"}));
+    let waiting = app.sync("incremental", json!([person("E1")]));
+    let id = waiting["id"].as_str().unwrap();
+    let problem = assert_problem(
+        app.post_json(&format!("/v1/syncs/{id}/retry"), &json!({})),
+        409,
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("awaiting_approval"),
+        "{problem}"
+    );
+
+    assert_eq!(
+        decide_as(&app, &app.admin_token, id, "reject", None)
+            .status()
+            .as_u16(),
+        200
+    );
+    let retried = app.post_json(&format!("/v1/syncs/{id}/retry"), &json!({}));
+    assert_eq!(retried.status().as_u16(), 202);
+    let retried: Value = retried.json().unwrap();
+    assert_eq!(retried["retry_of"], id);
+    let retried = app.wait_for_run(retried["id"].as_str().unwrap());
+    assert_eq!(retried["status"], "awaiting_approval");
+    assert_eq!(retried["decided_by"], Value::Null);
+}
