@@ -56,6 +56,9 @@ pub struct RunView {
     pub approval_reasons: Vec<ApprovalReason>,
     /// When the run began to wait for approval.
     pub awaiting_since: Option<String>,
+    /// When the run expires (ends `rejected`) if nobody approves or rejects it before:
+    /// `approval.expires_after_hours` after it began to wait.
+    pub approval_expires_at: Option<String>,
     /// The name of the token that approved or rejected the run (`null` when it expired).
     pub decided_by: Option<String>,
     /// The reason given with the decision (`expired` for a run nobody decided on in time).
@@ -88,6 +91,7 @@ impl From<RunRow> for RunView {
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or_default(),
             awaiting_since: row.awaiting_since,
+            approval_expires_at: row.approval_expires_at,
             decided_by: row.decided_by,
             decision_reason: row.decision_reason,
             decided_at: row.decided_at,

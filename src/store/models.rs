@@ -71,6 +71,9 @@ pub struct RunRow {
     /// JSON list of the approval limits the plan crossed (`ApprovalReason`).
     pub approval_reasons: Option<String>,
     pub awaiting_since: Option<String>,
+    /// When a run awaiting approval expires (`approval.expires_after_hours` after it began to
+    /// wait, with the settings of that moment).
+    pub approval_expires_at: Option<String>,
     /// The token name that approved or rejected the run (`expiry` when it expired).
     pub decided_by: Option<String>,
     pub decision_reason: Option<String>,

@@ -56,6 +56,7 @@ diesel::table! {
         settings_version -> Nullable<Integer>,
         approval_reasons -> Nullable<Text>,
         awaiting_since -> Nullable<Text>,
+        approval_expires_at -> Nullable<Text>,
         decided_by -> Nullable<Text>,
         decision_reason -> Nullable<Text>,
         decided_at -> Nullable<Text>,

@@ -236,7 +236,12 @@ fn take_up(
                 status
             }
             Gate::Wait(reasons) => {
-                lifecycle::await_approval(conn, &run.id, &planned(&reasons))?;
+                lifecycle::await_approval(
+                    conn,
+                    &run.id,
+                    &planned(&reasons),
+                    approval.expires_after_hours,
+                )?;
                 RunStatus::AwaitingApproval
             }
         };

@@ -15,7 +15,7 @@ use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary};
 use crate::store::models::RunRow;
 use crate::store::runs::{self, log_line, with_log_lines, MAX_ATTEMPTS};
 use crate::store::schema::sync_runs;
-use crate::store::{now, write_transaction, DbConn};
+use crate::store::{now, timestamp, write_transaction, DbConn};
 use crate::sync::gate::ApprovalReason;
 
 /// True when nothing of a run's report was applied: it says what the run would do (a dry run,
@@ -139,6 +139,7 @@ struct Changes {
     settings_version: Option<i32>,
     approval_reasons: Option<String>,
     awaiting_since: Option<String>,
+    approval_expires_at: Option<String>,
     decided_by: Option<String>,
     decision_reason: Option<String>,
     decided_at: Option<String>,
@@ -232,19 +233,23 @@ pub fn finish(
 }
 
 /// Running → awaiting_approval: the plan is stored as the run's (planned) report, the
-/// directory is untouched.
+/// directory is untouched. The run expires `expires_after_hours` from now.
 pub fn await_approval(
     conn: &mut DbConn,
     run_id: &str,
     planned: &Planned<'_>,
+    expires_after_hours: f64,
 ) -> Result<(), LifecycleError> {
+    let since = chrono::Utc::now();
+    let lifetime = chrono::Duration::milliseconds((expires_after_hours * 3_600_000.0) as i64);
     let changes = Changes {
         progress_processed: Some(progress_total(conn, run_id)?),
         summary: Some(json(planned.summary)?),
         logs: Some(with_log_lines(conn, run_id, planned.log)?),
         settings_version: Some(planned.settings_version),
         approval_reasons: Some(json(&planned.approval_reasons)?),
-        awaiting_since: Some(now()),
+        awaiting_since: Some(timestamp(since)),
+        approval_expires_at: Some(timestamp(since + lifetime)),
         ..Changes::default()
     };
     apply(conn, run_id, Step::AwaitApproval, AwaitingApproval, changes)
@@ -336,48 +341,19 @@ pub fn reject(
     })
 }
 
-/// Ends every run that has waited for approval longer than its organization allows
-/// (`approval.expires_after_hours`, read from each organization's current settings). Returns
-/// the ids of the runs it rejected.
+/// Ends every run awaiting approval whose deadline (`approval_expires_at`, set when it began
+/// to wait) has passed. Returns the ids of the runs it rejected.
 pub fn expire_waiting(conn: &mut DbConn) -> QueryResult<Vec<String>> {
-    let waiting: Vec<(String, String, Option<String>)> = sync_runs::table
+    let expired_runs: Vec<(String, Option<String>)> = sync_runs::table
         .filter(sync_runs::status.eq(AwaitingApproval))
-        .select((
-            sync_runs::id,
-            sync_runs::organization_id,
-            sync_runs::awaiting_since,
-        ))
+        .filter(sync_runs::approval_expires_at.le(now()))
+        .select((sync_runs::id, sync_runs::approval_expires_at))
         .load(conn)?;
     let mut expired = Vec::new();
-    let mut hours_by_organization: Vec<(String, f64)> = Vec::new();
-    for (run_id, organization_id, since) in waiting {
-        let hours = match hours_by_organization
-            .iter()
-            .find(|(id, _)| *id == organization_id)
-        {
-            Some((_, hours)) => *hours,
-            None => {
-                let hours = crate::store::settings::current(conn, &organization_id)?
-                    .settings
-                    .approval
-                    .expires_after_hours;
-                hours_by_organization.push((organization_id.clone(), hours));
-                hours
-            }
-        };
-        let Some(since) = since
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        else {
-            continue;
-        };
-        let lifetime = chrono::Duration::milliseconds((hours * 3_600_000.0) as i64);
-        if since.with_timezone(&chrono::Utc) + lifetime > chrono::Utc::now() {
-            continue;
-        }
+    for (run_id, deadline) in expired_runs {
         let line = log_line(
             LogLevel::Warning,
-            format!("The run waited for approval longer than {hours} hour(s) (approval.expires_after_hours) and expired: it was rejected and nothing of it was applied. Retry it with POST /v1/syncs/{run_id}/retry if it is still wanted."),
+            format!("Nobody approved or rejected the run before its deadline ({}, approval.expires_after_hours after it began to wait): it expired and was rejected, and nothing of it was applied. Retry it with POST /v1/syncs/{run_id}/retry if it is still wanted.", deadline.unwrap_or_default()),
         );
         let result = write_transaction(conn, |conn| {
             let changes = Changes {

@@ -96,6 +96,11 @@ fn a_run_over_the_archive_percentage_waits_with_its_reason_and_applies_nothing()
     assert_eq!(run["planned"], true);
     assert!(run["finished_at"].is_null());
     assert!(run["awaiting_since"].is_string());
+    let since =
+        chrono::DateTime::parse_from_rfc3339(run["awaiting_since"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(run["approval_expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(expires - since, chrono::Duration::hours(72));
     assert_eq!(run["counts"]["archived"], 3);
     let reasons = run["approval_reasons"].as_array().unwrap();
     assert_eq!(reasons.len(), 1, "{run}");

@@ -17,8 +17,9 @@ CREATE TABLE settings_versions (
 ALTER TABLE sync_runs ADD COLUMN settings_version INTEGER;
 -- JSON list of the approval limits the run's plan crossed.
 ALTER TABLE sync_runs ADD COLUMN approval_reasons TEXT;
--- When the run began to wait for approval (its expiry counts from here).
+-- When the run began to wait for approval, and when it expires if nobody decides.
 ALTER TABLE sync_runs ADD COLUMN awaiting_since TEXT;
+ALTER TABLE sync_runs ADD COLUMN approval_expires_at TEXT;
 -- The decision on a run that waited: who (the token's name), why, when.
 ALTER TABLE sync_runs ADD COLUMN decided_by TEXT;
 ALTER TABLE sync_runs ADD COLUMN decision_reason TEXT;
