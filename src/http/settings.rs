@@ -88,26 +88,51 @@ fn required_version(req: &HttpRequest) -> Result<Option<i32>, AppError> {
 ///
 /// The whole document, with its `ETag` (send it back in `If-Match` when replacing the
 /// settings, so that two administrators cannot overwrite each other's change unknowingly).
+/// With `If-None-Match` naming the current `ETag`, the answer is 304 without a body.
 #[utoipa::path(
     tag = "settings",
     operation_id = "getProvisioningSettings",
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "An ETag read before: 304 if the settings are still that version."),
+    ),
     responses(
         (status = 200, description = "The current settings.", body = ProvisioningSettings,
             headers(
                 ("ETag" = String, description = "The settings' version tag, for If-Match."),
                 ("X-Settings-Version" = i32, description = "The settings' version number (0 until first changed)."),
             )),
+        (status = 304, description = "The settings are still the version of If-None-Match.",
+            headers(("ETag" = String, description = "The settings' version tag."))),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/settings/provisioning")]
-pub async fn get(caller: ReadAccess, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn get(
+    caller: ReadAccess,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let pool = state.pool.clone();
     let current = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         Ok(settings::current(&mut conn, &caller.organization_id)?)
     })
     .await??;
+    let tag = etag(current.version);
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == tag || t == "*")
+        });
+    if unchanged {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .finish());
+    }
     Ok(settings_response(&current))
 }
 

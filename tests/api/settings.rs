@@ -195,6 +195,25 @@ fn a_stale_if_match_is_refused_with_412_and_the_current_one_is_accepted() {
 }
 
 #[test]
+fn a_get_with_the_current_etag_in_if_none_match_is_304_until_the_settings_change() {
+    let app = spawn_app();
+    let tag = etag(&app.get(PATH));
+    let conditional = |tag: &str| {
+        app.request(Method::GET, PATH)
+            .header("If-None-Match", tag)
+            .send()
+            .expect("sent")
+    };
+    let unchanged = conditional(&tag);
+    assert_eq!(unchanged.status().as_u16(), 304);
+    assert_eq!(etag(&unchanged), tag);
+    put(&app, &app.admin_token, &json!({"seat_limit": 1}), None);
+    let changed = conditional(&tag);
+    assert_eq!(changed.status().as_u16(), 200);
+    assert_eq!(changed.json::<Value>().unwrap()["seat_limit"], 1);
+}
+
+#[test]
 fn reading_needs_any_token_and_changing_needs_admin() {
     let app = spawn_app();
     let reader = app.token("sync:read");
