@@ -51,6 +51,29 @@ enum Command {
     Token(TokenCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Read or replace an organization's provisioning settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingsCommand {
+    /// Print the organization's provisioning settings as JSON.
+    Get {
+        /// The organization's id or name.
+        #[arg(long)]
+        org: String,
+    },
+    /// Replace the organization's provisioning settings by a JSON document (the whole
+    /// document; keys left out take their defaults). Prints every problem and changes nothing
+    /// when the document is not valid.
+    Set {
+        /// The organization's id or name.
+        #[arg(long)]
+        org: String,
+        /// The JSON file; standard input when left out.
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,12 +178,80 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect();
             print_json(&json!(listed))
         }
+        Command::Settings(command) => settings_command(&url, command),
         Command::Token(TokenCommand::Revoke { id }) => {
             let mut conn = store::connect(&url, 1)?.get()?;
             let token = tokens::revoke(&mut conn, &id)?
                 .with_context(|| format!("there is no token {id}"))?;
             print_json(&json!({"token_id": token.id, "revoked_at": token.revoked_at}))
         }
+    }
+}
+
+fn settings_command(url: &str, command: SettingsCommand) -> anyhow::Result<()> {
+    let mut conn = store::connect(url, 1)?.get()?;
+    match command {
+        SettingsCommand::Get { org } => {
+            let organization_id = organization_by_id_or_name(&mut conn, &org)?;
+            let current = store::settings::current(&mut conn, &organization_id)?;
+            print_json(&serde_json::to_value(&current.settings)?)
+        }
+        SettingsCommand::Set { org, file } => {
+            let organization_id = organization_by_id_or_name(&mut conn, &org)?;
+            let text = match &file {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+                None => std::io::read_to_string(std::io::stdin())
+                    .context("cannot read the settings from standard input")?,
+            };
+            let document: serde_json::Value =
+                serde_json::from_str(&text).context("the settings are not JSON")?;
+            let settings =
+                crate::domain::ProvisioningSettings::parse(&document).map_err(|errors| {
+                    let lines: Vec<String> = errors
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "  {}: {}",
+                                if e.pointer.is_empty() {
+                                    "/"
+                                } else {
+                                    &e.pointer
+                                },
+                                e.detail
+                            )
+                        })
+                        .collect();
+                    anyhow::anyhow!(
+                        "the settings are not valid; nothing was changed:\n{}",
+                        lines.join("\n")
+                    )
+                })?;
+            let replaced =
+                store::settings::replace(&mut conn, &organization_id, &settings, None, "cli")?;
+            let current = match replaced {
+                store::settings::Replaced::Changed(current)
+                | store::settings::Replaced::Unchanged(current) => current,
+                store::settings::Replaced::Stale { .. } => {
+                    bail!("the settings changed meanwhile; try again")
+                }
+            };
+            print_json(
+                &json!({"organization_id": organization_id, "version": current.version, "settings": current.settings}),
+            )
+        }
+    }
+}
+
+/// The id of the organization named by `org`: its id, or its name when that is unique.
+fn organization_by_id_or_name(conn: &mut store::DbConn, org: &str) -> anyhow::Result<String> {
+    if let Some(found) = organizations::find(conn, org)? {
+        return Ok(found.id);
+    }
+    match organizations::find_by_name(conn, org)?.as_slice() {
+        [only] => Ok(only.id.clone()),
+        [] => bail!("there is no organization {org}"),
+        _ => bail!("several organizations are named {org}; use the id"),
     }
 }
 

@@ -66,6 +66,9 @@ pub enum AppError {
     MethodNotAllowed { allow: Vec<&'static str> },
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An `If-Match` precondition failed: the resource changed since the client read it.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
@@ -119,6 +122,7 @@ impl AppError {
             AppError::Conflict(d) => AppError::Conflict(d.clone()),
             AppError::PayloadTooLarge(d) => AppError::PayloadTooLarge(d.clone()),
             AppError::UnsupportedMediaType(d) => AppError::UnsupportedMediaType(d.clone()),
+            AppError::PreconditionFailed(d) => AppError::PreconditionFailed(d.clone()),
             AppError::Unavailable(d) => AppError::Unavailable(d.clone()),
             AppError::InsufficientStorage(d) => AppError::InsufficientStorage(d.clone()),
             AppError::Internal(cause) => AppError::Internal(anyhow::anyhow!("{cause:#}")),
@@ -142,6 +146,7 @@ impl AppError {
             AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed { .. } => "method-not-allowed",
             AppError::Conflict(_) => "conflict",
+            AppError::PreconditionFailed(_) => "precondition-failed",
             AppError::PayloadTooLarge(_) => "payload-too-large",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::Unprocessable { .. } => "unprocessable-content",
@@ -161,6 +166,7 @@ impl AppError {
             | AppError::Forbidden(detail)
             | AppError::NotFound(detail)
             | AppError::Conflict(detail)
+            | AppError::PreconditionFailed(detail)
             | AppError::PayloadTooLarge(detail)
             | AppError::UnsupportedMediaType(detail)
             | AppError::Unavailable(detail)
@@ -209,6 +215,7 @@ impl ResponseError for AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,

@@ -22,6 +22,7 @@ Lists answer `{\"items\": [...], \"next_cursor\": ...}`; pass `next_cursor` back
     tags(
         (name = "syncs", description = "Push employee records and read the runs they become."),
         (name = "users", description = "The directory that syncs keep in step."),
+        (name = "settings", description = "Provisioning settings: the approval gate and the provisioning rules, versioned."),
         (name = "error-codes", description = "Every issue code, with remediation steps."),
         (name = "operations", description = "Health, readiness and metrics; no token needed."),
     )

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::domain::RunStatus;
 use crate::http::{self, AppState, Metrics, RouteTable, TokenCache};
-use crate::store::{self, organizations, runs, DbPool};
+use crate::store::{self, organizations, DbPool};
 use crate::sync::worker::Worker;
 
 /// The organization and admin token created on an empty database.
@@ -40,8 +40,8 @@ impl Application {
                 organization_id: created.organization.id,
                 admin_token: created.admin_token,
             });
-        for (run_id, status) in
-            runs::recover_interrupted(&mut conn).context("cannot recover interrupted runs")?
+        for (run_id, status) in crate::sync::lifecycle::recover_interrupted(&mut conn)
+            .context("cannot recover interrupted runs")?
         {
             match status {
                 RunStatus::Pending => {
@@ -72,6 +72,7 @@ impl Application {
             .context("cannot start the token bookkeeping")?,
             body_limit: config.body_limit_bytes,
             max_records: config.max_records_per_push,
+            test_hooks: config.test_hooks.clone(),
         });
         let spec = http::openapi();
         let routes = web::Data::new(RouteTable::from_openapi(&spec));

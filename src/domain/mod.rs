@@ -25,7 +25,8 @@ pub use run::{
 };
 pub use scope::Scope;
 pub use settings::{
-    CustomFieldDefinition, CustomFieldType, FieldCondition, GroupRule, ProvisioningSettings,
-    RequirableField, SyncPerimeter,
+    ApprovalMode, ApprovalSettings, ConditionField, ConditionTest, CustomFieldDefinition,
+    CustomFieldType, FieldCondition, GroupRule, ProvisioningSettings, RequirableField,
+    SyncPerimeter, CONDITION_FIELDS,
 };
 pub use text::{check_search_text, check_text, search_fold, search_key, TextProblem};

@@ -6,10 +6,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Declares a closed set of words stored and served as themselves.
+///
+/// Each is also a typed `Text` column (see `store::columns`): a row holding a word outside the
+/// set fails to load with an error, it is never read as some default.
 macro_rules! stored_words {
     ($(#[$meta:meta])* $name:ident, $case:tt { $($variant:ident => $word:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema,
+            diesel::AsExpression, diesel::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         #[serde(rename_all = $case)]
         pub enum $name { $($variant),+ }
 

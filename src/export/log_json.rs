@@ -98,7 +98,7 @@ pub struct RunLog {
 /// The summary part of a run's log; `no_group_matches` is the count of `NO_GROUP_MATCH`
 /// events of the run.
 pub fn summary(run: &RunRow, no_group_matches: u64) -> LogSummary {
-    let run_status = RunStatus::from_stored(&run.status).unwrap_or(RunStatus::Failed);
+    let run_status = run.status;
     let found: RunSummary = run
         .summary
         .as_deref()
@@ -282,8 +282,8 @@ mod tests {
         RunRow {
             id: "run".into(),
             organization_id: "org".into(),
-            status: status.into(),
-            mode: "full".into(),
+            status: RunStatus::from_stored(status).expect("a run status"),
+            mode: crate::domain::SyncMode::Full,
             source: "test".into(),
             dry_run: false,
             content_type: "application/json".into(),
@@ -296,6 +296,13 @@ mod tests {
             summary: Some(summary.to_string()),
             logs: r#"[{"at":"2026-11-30T09:00:02Z","level":"error","message":"boom"}]"#.into(),
             retry_of: None,
+            settings_version: None,
+            approval_reasons: None,
+            awaiting_since: None,
+            approval_expires_at: None,
+            decided_by: None,
+            decision_reason: None,
+            decided_at: None,
         }
     }
 

@@ -49,8 +49,8 @@ mod tests {
         RunRow {
             id: id.into(),
             organization_id: "org".into(),
-            status: "succeeded".into(),
-            mode: "full".into(),
+            status: crate::domain::RunStatus::Succeeded,
+            mode: crate::domain::SyncMode::Full,
             source: "test".into(),
             dry_run: false,
             content_type: "application/json".into(),
@@ -63,6 +63,13 @@ mod tests {
             summary: None,
             logs: "[]".into(),
             retry_of: None,
+            settings_version: None,
+            approval_reasons: None,
+            awaiting_since: None,
+            approval_expires_at: None,
+            decided_by: None,
+            decision_reason: None,
+            decided_at: None,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::http::syncs::find_run;
 use crate::http::AppState;
 use crate::store::events::{self, EventFilter};
 use crate::store::models::EventRow;
+use crate::sync::lifecycle::report_is_planned;
 
 /// A line of a run's report: an update applied (or planned, for a dry run) or an issue.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,6 +44,9 @@ pub struct EventView {
     /// Where the remediation steps of the issue are.
     #[schema(example = "/v1/error-codes/MANAGER_DOES_NOT_EXIST")]
     pub help: Option<String>,
+    /// True when the line was planned and not applied: the run is a dry run, awaits
+    /// approval, was rejected, or failed when it was applied after its approval.
+    pub planned: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -83,6 +87,7 @@ impl From<EventRow> for EventView {
             last_name: row.last_name,
             user_id: row.user_id,
             team: row.team,
+            planned: false,
         }
     }
 }
@@ -166,16 +171,12 @@ pub async fn list(
     };
     let pool = state.pool.clone();
     let cursor_kind = format!("events.{run_id}");
-    let rows = web::block(move || -> Result<_, AppError> {
+    let (rows, planned) = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         let run = find_run(&mut conn, &caller.organization_id, &run_id)?;
-        Ok(events::list(
-            &mut conn,
-            &run.id,
-            &filter,
-            after,
-            Some(limit + 1),
-        )?)
+        let planned = report_is_planned(run.status, run.dry_run);
+        let rows = events::list(&mut conn, &run.id, &filter, after, Some(limit + 1))?;
+        Ok((rows, planned))
     })
     .await??;
     Ok(web::Json(Page::from_rows(
@@ -183,6 +184,9 @@ pub async fn list(
         limit,
         &cursor_kind,
         |row| row.seq.to_string(),
-        EventView::from,
+        |row| EventView {
+            planned,
+            ..EventView::from(row)
+        },
     )))
 }

@@ -69,7 +69,7 @@ async fn exportable(
     })
     .await??;
     for run in &runs {
-        let status = RunStatus::from_stored(&run.status).unwrap_or(RunStatus::Failed);
+        let status = run.status;
         if matches!(status, RunStatus::Pending | RunStatus::Running) {
             return Ok(Exportable::InProgress(in_progress(run, status)));
         }

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, plus what every request goes through
 //! (authentication, problem+json errors, request ids and metrics).
 
+pub mod approvals;
 pub mod auth;
 pub mod error_codes;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod exports;
 pub mod health;
 pub mod metrics;
 pub mod pagination;
+pub mod settings;
 pub mod syncs;
 pub mod users;
 
@@ -28,6 +30,7 @@ use utoipa::OpenApi as _;
 use utoipa_actix_web::{scope, AppExt};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::config::TestHooks;
 use crate::openapi::ApiDoc;
 use crate::store::DbPool;
 use crate::sync::worker::WorkerWaker;
@@ -48,6 +51,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Most records a push may carry.
     pub max_records: usize,
+    /// Faults tests plant (approvals apply runs on the request's thread).
+    pub test_hooks: TestHooks,
 }
 
 /// Largest JSON body of the small endpoints (settings, users); pushes have their own limit.
@@ -83,6 +88,8 @@ where
                 .service(exports::export_zip)
                 .service(syncs::get)
                 .service(syncs::retry)
+                .service(approvals::approve)
+                .service(approvals::reject)
                 .service(events::list)
                 .service(exports::report_csv)
                 .service(exports::log_json)
@@ -94,7 +101,10 @@ where
                 .service(users::invite)
                 .service(users::get)
                 .service(users::update)
-                .service(users::revoke_invitation),
+                .service(users::revoke_invitation)
+                .service(settings::get)
+                .service(settings::replace)
+                .service(settings::history),
         )
 }
 

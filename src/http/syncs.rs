@@ -16,6 +16,8 @@ use crate::http::AppState;
 use crate::store::models::RunRow;
 use crate::store::runs::{self, RunFilter, Stored};
 use crate::store::timestamp;
+use crate::sync::gate::ApprovalReason;
+use crate::sync::lifecycle::{self, LifecycleError};
 use crate::sync::push::{store_json_push, JsonPush, PushRejected, JSON_CONTENT_TYPE};
 
 /// A sync run.
@@ -42,6 +44,26 @@ pub struct RunView {
     pub logs: Vec<LogLine>,
     /// The run this one re-runs, for retries.
     pub retry_of: Option<String>,
+    /// True when nothing of the report (and counts) was applied: it is what the run would do
+    /// (a dry run, a run awaiting approval, a rejected one, or an approved one whose
+    /// application failed).
+    pub planned: bool,
+    /// The version of the provisioning settings the run was planned with (see
+    /// `GET /v1/settings/provisioning/history`); `null` until it is planned.
+    pub settings_version: Option<i32>,
+    /// The approval limits the plan crossed: why the run waits (or waited) for approval; for
+    /// a dry run, why a real run would have waited. Empty when none.
+    pub approval_reasons: Vec<ApprovalReason>,
+    /// When the run began to wait for approval.
+    pub awaiting_since: Option<String>,
+    /// When the run expires (ends `rejected`) if nobody approves or rejects it before:
+    /// `approval.expires_after_hours` after it began to wait.
+    pub approval_expires_at: Option<String>,
+    /// The name of the token that approved or rejected the run (`null` when it expired).
+    pub decided_by: Option<String>,
+    /// The reason given with the decision (`expired` for a run nobody decided on in time).
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<String>,
 }
 
 /// Records processed so far.
@@ -59,9 +81,22 @@ impl From<RunRow> for RunView {
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
         let total = u32::try_from(row.progress_total).unwrap_or(0);
+        let status = row.status;
         RunView {
-            status: RunStatus::from_stored(&row.status).unwrap_or(RunStatus::Failed),
-            mode: SyncMode::from_stored(&row.mode).unwrap_or(SyncMode::Incremental),
+            planned: lifecycle::report_is_planned(status, row.dry_run),
+            settings_version: row.settings_version,
+            approval_reasons: row
+                .approval_reasons
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
+            awaiting_since: row.awaiting_since,
+            approval_expires_at: row.approval_expires_at,
+            decided_by: row.decided_by,
+            decision_reason: row.decision_reason,
+            decided_at: row.decided_at,
+            status,
+            mode: row.mode,
             source: row.source,
             dry_run: row.dry_run,
             created_at: row.created_at,
@@ -418,13 +453,13 @@ pub async fn retry(
     let run = web::block(move || -> Result<RunRow, AppError> {
         let mut conn = pool.get()?;
         let original = find_run(&mut conn, &caller.organization_id, &id)?;
-        let status = RunStatus::from_stored(&original.status).unwrap_or(RunStatus::Failed);
-        if !status.is_final() {
-            return Err(AppError::Conflict(format!(
-                "The run {id} is {status}; retry it once it has finished."
-            )));
-        }
-        Ok(runs::retry(&mut conn, &original)?)
+        lifecycle::retry(&mut conn, &original).map_err(|error| match error {
+            LifecycleError::Refused { current, .. } => AppError::Conflict(format!(
+                "The run {id} is {}; retry it once it has finished.",
+                current.map_or("gone", RunStatus::as_str)
+            )),
+            LifecycleError::Store(error) => AppError::from(error),
+        })
     })
     .await??;
     state.waker.wake();

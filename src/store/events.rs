@@ -32,6 +32,11 @@ pub fn insert_all(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
     Ok(())
 }
 
+/// Removes a run's report (an approved run's planned events, replaced by its new plan's).
+pub fn delete_for_run(conn: &mut DbConn, run_id: &str) -> QueryResult<usize> {
+    diesel::delete(sync_events::table.filter(sync_events::run_id.eq(run_id))).execute(conn)
+}
+
 /// Filters of `GET /v1/syncs/{id}/events`.
 #[derive(Debug, Default, Clone)]
 pub struct EventFilter {

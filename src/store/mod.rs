@@ -5,6 +5,7 @@
 //! same names. Queries are written once against [`DbConn`]; the few statements the portable
 //! backend cannot express (multi-row inserts) match on the backend.
 
+pub mod columns;
 pub mod events;
 pub mod faults;
 pub mod models;
@@ -12,6 +13,7 @@ pub mod organizations;
 pub mod probe;
 pub mod runs;
 pub mod schema;
+pub mod settings;
 pub mod teams;
 pub mod tokens;
 pub mod users;
@@ -20,7 +22,7 @@ mod pool;
 
 pub use pool::{
     begin_bulk_write, checkpoint, connect, durable_write_transaction, end_bulk_write, migrate,
-    pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError,
+    pending_migrations, write_transaction, Backend, DbConn, DbPool, MultiBackend, PoolError,
     SQLITE_BUSY_TIMEOUT_MS,
 };
 

@@ -2,11 +2,12 @@
 
 use diesel::prelude::*;
 
-use crate::domain::{ApprovalProcess, EmploymentStatus, Role, UserState};
+use crate::domain::{ApprovalProcess, EmploymentStatus, Role, RunStatus, SyncMode, UserState};
 use crate::store::new_id;
 
 use crate::store::schema::{
-    api_tokens, organizations, sync_events, sync_payloads, sync_runs, teams, users,
+    api_tokens, organizations, settings_versions, sync_events, sync_payloads, sync_runs, teams,
+    users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -16,6 +17,21 @@ pub struct OrganizationRow {
     pub name: String,
     pub settings: String,
     pub created_at: String,
+    /// The version of `settings`: 0 until they are first changed.
+    pub settings_version: i32,
+}
+
+/// One version of an organization's provisioning settings.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = settings_versions)]
+pub struct SettingsVersionRow {
+    pub organization_id: String,
+    pub version: i32,
+    /// The whole document, JSON.
+    pub document: String,
+    /// The name of the token that made the change.
+    pub changed_by: String,
+    pub changed_at: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -36,8 +52,8 @@ pub struct TokenRow {
 pub struct RunRow {
     pub id: String,
     pub organization_id: String,
-    pub status: String,
-    pub mode: String,
+    pub status: RunStatus,
+    pub mode: SyncMode,
     pub source: String,
     pub dry_run: bool,
     pub content_type: String,
@@ -50,6 +66,18 @@ pub struct RunRow {
     pub summary: Option<String>,
     pub logs: String,
     pub retry_of: Option<String>,
+    /// The settings version the run was planned with.
+    pub settings_version: Option<i32>,
+    /// JSON list of the approval limits the plan crossed (`ApprovalReason`).
+    pub approval_reasons: Option<String>,
+    pub awaiting_since: Option<String>,
+    /// When a run awaiting approval expires (`approval.expires_after_hours` after it began to
+    /// wait, with the settings of that moment).
+    pub approval_expires_at: Option<String>,
+    /// The token name that approved or rejected the run (`expiry` when it expired).
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

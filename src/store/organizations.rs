@@ -37,6 +37,7 @@ fn insert_with_admin_token(conn: &mut DbConn, name: &str) -> QueryResult<Created
         settings: serde_json::to_string(&ProvisioningSettings::default())
             .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
         created_at: now(),
+        settings_version: 0,
     };
     diesel::insert_into(organizations::table)
         .values(&organization)
@@ -56,17 +57,18 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<OrganizationRow>>
         .optional()
 }
 
-/// The organization's provisioning settings; unreadable settings fall back to the defaults
-/// with an error in the log rather than blocking every run.
+/// Organizations with this exact name (names are not unique).
+pub fn find_by_name(conn: &mut DbConn, name: &str) -> QueryResult<Vec<OrganizationRow>> {
+    organizations::table
+        .filter(organizations::name.eq(name))
+        .select(OrganizationRow::as_select())
+        .load(conn)
+}
+
+/// The organization's provisioning settings (see `store::settings` for their version and
+/// history). Stored settings that cannot be read are an error, never a silent default.
 pub fn settings(conn: &mut DbConn, id: &str) -> QueryResult<ProvisioningSettings> {
-    let stored: String = organizations::table
-        .find(id)
-        .select(organizations::settings)
-        .first(conn)?;
-    Ok(serde_json::from_str(&stored).unwrap_or_else(|error| {
-        tracing::error!(organization_id = id, %error, "stored provisioning settings are unreadable; using defaults");
-        ProvisioningSettings::default()
-    }))
+    crate::store::settings::current(conn, id).map(|current| current.settings)
 }
 
 /// Replaces the organization's provisioning settings (the whole document). The settings API

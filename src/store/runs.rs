@@ -3,7 +3,7 @@
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 
-use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
+use crate::domain::{LogLevel, LogLine, RunStatus, SyncMode};
 use crate::store::models::{PayloadRow, RunRow};
 use crate::store::schema::{idempotency_keys, sync_payloads, sync_runs};
 use crate::store::{
@@ -96,8 +96,8 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
     let run = RunRow {
         id: new_id(),
         organization_id: new.organization_id.to_owned(),
-        status: RunStatus::Pending.as_str().to_owned(),
-        mode: new.mode.as_str().to_owned(),
+        status: RunStatus::Pending,
+        mode: new.mode,
         source: new.source.to_owned(),
         dry_run: new.dry_run,
         content_type: new.content_type.to_owned(),
@@ -110,6 +110,13 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
         summary: None,
         logs: "[]".to_owned(),
         retry_of: new.retry_of.map(str::to_owned),
+        settings_version: None,
+        approval_reasons: None,
+        awaiting_since: None,
+        approval_expires_at: None,
+        decided_by: None,
+        decision_reason: None,
+        decided_at: None,
     };
     diesel::insert_into(sync_runs::table)
         .values(&run)
@@ -140,7 +147,7 @@ pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
     durable_write_transaction(conn, |conn| {
         let run = RunRow {
             id: new_id(),
-            status: RunStatus::Pending.as_str().to_owned(),
+            status: RunStatus::Pending,
             created_at: now(),
             started_at: None,
             finished_at: None,
@@ -149,6 +156,13 @@ pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
             summary: None,
             logs: "[]".to_owned(),
             retry_of: Some(original.id.clone()),
+            settings_version: None,
+            approval_reasons: None,
+            awaiting_since: None,
+            approval_expires_at: None,
+            decided_by: None,
+            decision_reason: None,
+            decided_at: None,
             ..original.clone()
         };
         diesel::insert_into(sync_runs::table)
@@ -204,7 +218,7 @@ pub fn list(
         .limit(limit)
         .into_boxed();
     if let Some(status) = filter.status {
-        query = query.filter(sync_runs::status.eq(status.as_str()));
+        query = query.filter(sync_runs::status.eq(status));
     }
     if let Some(source) = &filter.source {
         query = query.filter(sync_runs::source.eq(source.clone()));
@@ -232,16 +246,19 @@ pub fn payload(conn: &mut DbConn, run_id: &str) -> QueryResult<String> {
     String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
-/// Takes the oldest pending run of an organization that has no run in progress, and marks it
-/// `running`. Runs of one organization are thus processed one at a time, in arrival order.
+/// Takes the oldest pending run of an organization that has no run in progress and no run
+/// awaiting approval, and marks it `running` (see `sync::lifecycle::claim`). Runs of one
+/// organization are thus processed one at a time, in arrival order, and wait behind a run
+/// that awaits an administrator's decision.
 pub fn claim_next(conn: &mut DbConn) -> QueryResult<Option<RunRow>> {
     write_transaction(conn, |conn| {
+        // Organizations whose queue is blocked: a run in progress, or one awaiting approval.
         let busy_organizations: Vec<String> = sync_runs::table
-            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .filter(sync_runs::status.eq_any([RunStatus::Running, RunStatus::AwaitingApproval]))
             .select(sync_runs::organization_id)
             .load(conn)?;
         let next: Option<String> = sync_runs::table
-            .filter(sync_runs::status.eq(RunStatus::Pending.as_str()))
+            .filter(sync_runs::status.eq(RunStatus::Pending))
             .filter(sync_runs::organization_id.ne_all(busy_organizations))
             .order(sync_runs::id)
             .select(sync_runs::id)
@@ -250,25 +267,7 @@ pub fn claim_next(conn: &mut DbConn) -> QueryResult<Option<RunRow>> {
         let Some(id) = next else {
             return Ok(None);
         };
-        let claimed = diesel::update(
-            sync_runs::table
-                .find(&id)
-                .filter(sync_runs::status.eq(RunStatus::Pending.as_str())),
-        )
-        .set((
-            sync_runs::status.eq(RunStatus::Running.as_str()),
-            sync_runs::started_at.eq(now()),
-            sync_runs::attempts.eq(sync_runs::attempts + 1),
-        ))
-        .execute(conn)?;
-        if claimed == 0 {
-            return Ok(None);
-        }
-        sync_runs::table
-            .find(&id)
-            .select(RunRow::as_select())
-            .first(conn)
-            .map(Some)
+        crate::sync::lifecycle::claim(conn, &id)
     })
 }
 
@@ -287,75 +286,6 @@ pub fn set_progress(
         .map(|_| ())
 }
 
-/// Ends a run: its final status, what it found, and lines for its log.
-pub fn finish(
-    conn: &mut DbConn,
-    run_id: &str,
-    status: RunStatus,
-    summary: Option<&RunSummary>,
-    log: &[LogLine],
-) -> QueryResult<()> {
-    let logs = with_log_lines(conn, run_id, log)?;
-    let summary = summary.map(|s| serde_json::to_string(s).unwrap_or_default());
-    let total: i32 = sync_runs::table
-        .find(run_id)
-        .select(sync_runs::progress_total)
-        .first(conn)?;
-    diesel::update(sync_runs::table.find(run_id))
-        .set((
-            sync_runs::status.eq(status.as_str()),
-            sync_runs::summary.eq(summary),
-            sync_runs::logs.eq(logs),
-            sync_runs::finished_at.eq(now()),
-            sync_runs::progress_processed.eq(total),
-        ))
-        .execute(conn)
-        .map(|_| ())
-}
-
-/// Puts runs that a crash left `running` back in the queue, or fails those that already had
-/// their attempts. Nothing of them was applied: a run applies in one transaction.
-pub fn recover_interrupted(conn: &mut DbConn) -> QueryResult<Vec<(String, RunStatus)>> {
-    write_transaction(conn, |conn| {
-        let interrupted: Vec<(String, i32)> = sync_runs::table
-            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
-            .select((sync_runs::id, sync_runs::attempts))
-            .load(conn)?;
-        let mut recovered = Vec::with_capacity(interrupted.len());
-        for (id, attempts) in interrupted {
-            let (status, line) = if attempts >= MAX_ATTEMPTS {
-                (
-                    RunStatus::Failed,
-                    log_line(
-                        LogLevel::Error,
-                        format!("The run was interrupted {attempts} times (the service stopped while processing it) and was given up. Nothing of it was applied; retry it with POST /v1/syncs/{id}/retry."),
-                    ),
-                )
-            } else {
-                (
-                    RunStatus::Pending,
-                    log_line(
-                        LogLevel::Warning,
-                        "The service stopped while processing this run; nothing of it was applied, and it was queued again.".to_owned(),
-                    ),
-                )
-            };
-            let logs = with_log_lines(conn, &id, std::slice::from_ref(&line))?;
-            let finished_at = status.is_final().then(now);
-            diesel::update(sync_runs::table.find(&id))
-                .set((
-                    sync_runs::status.eq(status.as_str()),
-                    sync_runs::logs.eq(logs),
-                    sync_runs::finished_at.eq(finished_at),
-                    sync_runs::progress_processed.eq(0),
-                ))
-                .execute(conn)?;
-            recovered.push((id, status));
-        }
-        Ok(recovered)
-    })
-}
-
 pub fn log_line(level: LogLevel, message: String) -> LogLine {
     LogLine {
         at: now(),
@@ -364,7 +294,8 @@ pub fn log_line(level: LogLevel, message: String) -> LogLine {
     }
 }
 
-fn with_log_lines(conn: &mut DbConn, run_id: &str, lines: &[LogLine]) -> QueryResult<String> {
+/// The run's log with `lines` appended, ready to be written back.
+pub fn with_log_lines(conn: &mut DbConn, run_id: &str, lines: &[LogLine]) -> QueryResult<String> {
     let stored: String = sync_runs::table
         .find(run_id)
         .select(sync_runs::logs)

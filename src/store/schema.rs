@@ -8,6 +8,17 @@ diesel::table! {
         name -> Text,
         settings -> Text,
         created_at -> Text,
+        settings_version -> Integer,
+    }
+}
+
+diesel::table! {
+    settings_versions (organization_id, version) {
+        organization_id -> Text,
+        version -> Integer,
+        document -> Text,
+        changed_by -> Text,
+        changed_at -> Text,
     }
 }
 
@@ -42,6 +53,13 @@ diesel::table! {
         summary -> Nullable<Text>,
         logs -> Text,
         retry_of -> Nullable<Text>,
+        settings_version -> Nullable<Integer>,
+        approval_reasons -> Nullable<Text>,
+        awaiting_since -> Nullable<Text>,
+        approval_expires_at -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        decision_reason -> Nullable<Text>,
+        decided_at -> Nullable<Text>,
     }
 }
 
@@ -131,11 +149,13 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> organizations (organization_id));
 diesel::joinable!(sync_runs -> organizations (organization_id));
+diesel::joinable!(settings_versions -> organizations (organization_id));
 diesel::joinable!(sync_payloads -> sync_runs (run_id));
 diesel::joinable!(sync_events -> sync_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
+    settings_versions,
     api_tokens,
     sync_runs,
     sync_payloads,

@@ -97,6 +97,14 @@ pub fn record_uses(conn: &mut DbConn, uses: &[(String, String)]) -> QueryResult<
     })
 }
 
+/// The name of a token, by id: who made a change, in histories and decisions.
+pub fn name(conn: &mut DbConn, id: &str) -> QueryResult<String> {
+    api_tokens::table
+        .find(id)
+        .select(api_tokens::name)
+        .first(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,45 +1,95 @@
 //! One run from its stored push to its report: read → validate → check → plan → apply.
 
-use anyhow::Context;
 use chrono::Utc;
 
 use crate::config::TestHooks;
-use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
+use crate::domain::{
+    LogLevel, LogLine, PendingArchiveReason, RunCounts, RunStatus, RunSummary, UserState,
+};
 use ahash::AHashMap as HashMap;
 
-use crate::store::models::{RunRow, UserRow};
+use crate::store::models::{RunRow, TeamRow, UserRow};
 use crate::store::runs::log_line;
+use crate::store::settings::CurrentSettings;
 use crate::store::{
-    begin_bulk_write, end_bulk_write, now, organizations, runs, teams, users, write_transaction,
+    begin_bulk_write, end_bulk_write, events, now, runs, settings, teams, users, write_transaction,
     DbConn,
 };
 
 use crate::sync::apply::plan_and_write;
 use crate::sync::approval::check_approval_flow;
 use crate::sync::conflicts::check_email_owners;
-use crate::sync::directory::Directory;
+use crate::sync::directory::{state_of, Directory};
 use crate::sync::duplicates::mark_duplicates;
+use crate::sync::gate::{self, ApprovalReason, PlannedChanges};
+use crate::sync::lifecycle::{self, Decision, LifecycleError, Planned};
 use crate::sync::perimeter::check_new_records;
-use crate::sync::plan::{needs_full_row, plan, PlanContext, Totals};
+use crate::sync::plan::{needs_full_row, plan, Event, PlanContext, Sink, Totals};
 use crate::sync::push::{read_json_records, ReadRecords};
 use crate::sync::seats::Seats;
 use crate::sync::validate::Rules;
 
-/// Processes a claimed (`running`) run to its final status. Errors are those of the run's
-/// bookkeeping itself (the database is gone); a run that cannot be applied ends `failed` with
-/// a log line instead.
+/// Why the engine takes up a run.
+pub enum Purpose<'a> {
+    /// A claimed (`running`) run of the queue: planned, then applied, held for approval, or
+    /// (a dry run) only reported.
+    Process,
+    /// An administrator approved a run awaiting approval: it is planned again from its stored
+    /// push against today's directory, its report replaced by the new plan's, and applied,
+    /// without the approval gate (the administrator said yes).
+    Approve(Decision<'a>),
+}
+
+/// What the approval gate decided for a run being processed.
+enum Gate {
+    /// Apply the plan.
+    Apply,
+    /// A dry run: report only, with the reasons a real run would have waited.
+    DryRun,
+    /// Report only, and wait for an administrator.
+    Wait(Vec<ApprovalReason>),
+}
+
+/// Processes a claimed (`running`) run to its final status, or to `awaiting_approval`.
+/// Errors are those of the run's bookkeeping itself (the database is gone); a run that cannot
+/// be applied ends `failed` with a log line instead.
 pub fn process_run(
     conn: &mut DbConn,
     run: &RunRow,
     hooks: &TestHooks,
+) -> anyhow::Result<RunStatus> {
+    take_up(conn, run, hooks, Purpose::Process)
+}
+
+/// Applies a run awaiting approval (see [`Purpose::Approve`]): it ends `approved`, or
+/// `failed` when applying it fails (nothing is then applied). A run that is no longer
+/// awaiting approval is an error holding [`LifecycleError::Refused`], and is left alone.
+pub fn approve_run(
+    conn: &mut DbConn,
+    run: &RunRow,
+    decision: Decision<'_>,
+    hooks: &TestHooks,
+) -> anyhow::Result<RunStatus> {
+    take_up(conn, run, hooks, Purpose::Approve(decision))
+}
+
+fn take_up(
+    conn: &mut DbConn,
+    run: &RunRow,
+    hooks: &TestHooks,
+    purpose: Purpose<'_>,
 ) -> anyhow::Result<RunStatus> {
     let started = std::time::Instant::now();
     let mut phases = Phases {
         last: Some(started),
         ..Phases::default()
     };
-    let mode = SyncMode::from_stored(&run.mode).context("stored run has an unknown mode")?;
-    let settings = organizations::settings(conn, &run.organization_id)?;
+    let mode = run.mode;
+    let CurrentSettings {
+        settings,
+        version: settings_version,
+    } = settings::current(conn, &run.organization_id)?;
+    let approval = &settings.approval;
     let today = Utc::now().date_naive();
     let rules = Rules {
         settings: &settings,
@@ -67,7 +117,7 @@ pub fn process_run(
                 LogLevel::Error,
                 format!("The stored push cannot be read: {error}. Nothing was applied."),
             );
-            runs::finish(conn, &run.id, RunStatus::Failed, None, &[line])?;
+            lifecycle::fail(conn, &run.id, &[line])?;
             return Ok(RunStatus::Failed);
         }
     };
@@ -84,6 +134,10 @@ pub fn process_run(
         })
         .collect();
 
+    let approving = matches!(purpose, Purpose::Approve(_));
+    // Set once the approval is recorded in the transaction: a failure after it fails the
+    // run, a failure before it leaves the run awaiting.
+    let mut approval_recorded = false;
     begin_bulk_write(conn)?;
     let applied = write_transaction(conn, |conn| -> anyhow::Result<(Totals, RunStatus)> {
         let directory = Directory::new(
@@ -125,12 +179,41 @@ pub fn process_run(
             full_rows: &full_rows,
             settings: &settings,
         };
+        let active_before = directory
+            .users
+            .iter()
+            .filter(|user| state_of(user) == UserState::Active)
+            .count();
+        let gate = match &purpose {
+            Purpose::Approve(decision) => {
+                lifecycle::approve(conn, &run.id, decision)?;
+                approval_recorded = true;
+                events::delete_for_run(conn, &run.id)?;
+                Gate::Apply
+            }
+            Purpose::Process if run.dry_run => Gate::DryRun,
+            Purpose::Process => {
+                let counts = if gate::needs_figures(approval) {
+                    let preview = plan(&candidates, &order, &context, &mut Discard)?;
+                    phases.mark("approval_preview");
+                    preview.counts
+                } else {
+                    RunCounts::default()
+                };
+                let reasons = gate::reasons(approval, &PlannedChanges::new(&counts, active_before));
+                if reasons.is_empty() {
+                    Gate::Apply
+                } else {
+                    Gate::Wait(reasons)
+                }
+            }
+        };
         let totals = plan_and_write(
             conn,
             &run.organization_id,
             &run.id,
             &now,
-            run.dry_run,
+            !matches!(gate, Gate::Apply),
             hooks,
             |sink| plan(&candidates, &order, &context, sink),
         )?;
@@ -138,13 +221,45 @@ pub fn process_run(
         if let Some(hold) = hooks.hold_run_transaction {
             std::thread::sleep(hold);
         }
-        let status = if totals.issues.errors > 0 {
-            RunStatus::SucceededWithErrors
-        } else {
-            RunStatus::Succeeded
-        };
         let summary = summary(candidates.len(), &totals);
-        runs::finish(conn, &run.id, status, Some(&summary), &logs)?;
+        let planned = |approval_reasons| Planned {
+            summary: &summary,
+            settings_version,
+            approval_reasons,
+            log: &logs,
+        };
+        let status = match gate {
+            Gate::Apply if approving => {
+                lifecycle::record_approved(conn, &run.id, &summary, settings_version, &logs)?;
+                RunStatus::Approved
+            }
+            Gate::Apply | Gate::DryRun => {
+                let status = if totals.issues.errors > 0 {
+                    RunStatus::SucceededWithErrors
+                } else {
+                    RunStatus::Succeeded
+                };
+                let would_wait = if matches!(gate, Gate::DryRun) {
+                    gate::reasons(
+                        approval,
+                        &PlannedChanges::new(&totals.counts, active_before),
+                    )
+                } else {
+                    Vec::new()
+                };
+                lifecycle::finish(conn, &run.id, status, &planned(&would_wait))?;
+                status
+            }
+            Gate::Wait(reasons) => {
+                lifecycle::await_approval(
+                    conn,
+                    &run.id,
+                    &planned(&reasons),
+                    approval.expires_after_hours,
+                )?;
+                RunStatus::AwaitingApproval
+            }
+        };
         Ok((totals, status))
     });
     phases.mark("commit");
@@ -168,13 +283,17 @@ pub fn process_run(
             );
             Ok(status)
         }
+        Err(error) if approving && !approval_recorded => {
+            // Refused (decided meanwhile) or the database was unreachable: the run is as it was.
+            Err(error)
+        }
         Err(error) => {
             tracing::error!(error = ?error, "run failed; its transaction was rolled back");
             logs.push(log_line(
                 LogLevel::Error,
                 format!("Applying the run failed, so nothing of it was applied; the cause was logged by the service under run id {}. Retry it with POST /v1/syncs/{}/retry.", run.id, run.id),
             ));
-            runs::finish(conn, &run.id, RunStatus::Failed, None, &logs)?;
+            lifecycle::fail(conn, &run.id, &logs)?;
             Ok(RunStatus::Failed)
         }
     }
@@ -206,6 +325,46 @@ impl std::fmt::Display for Phases {
             .map(|(phase, ms)| format!("{phase}={ms}ms"))
             .collect();
         f.write_str(&parts.join(" "))
+    }
+}
+
+/// A sink that keeps nothing: the approval gate's preview of a plan only needs its figures.
+struct Discard;
+
+impl Sink for Discard {
+    type Error = std::convert::Infallible;
+
+    fn create_team(&mut self, _: TeamRow) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn create_user(&mut self, _: UserRow) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn update_user(&mut self, _: UserRow) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn set_state(
+        &mut self,
+        _: &str,
+        _: UserState,
+        _: Option<PendingArchiveReason>,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn event(&mut self, _: Event) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// True when `error` is a refused lifecycle step (the run was not in a state to take it).
+pub fn refused_status(error: &anyhow::Error) -> Option<Option<RunStatus>> {
+    match error.downcast_ref::<LifecycleError>() {
+        Some(LifecycleError::Refused { current, .. }) => Some(*current),
+        _ => None,
     }
 }
 

@@ -12,6 +12,8 @@ pub mod engine;
 pub mod grace;
 pub mod groups;
 pub mod perimeter;
+pub mod gate;
+pub mod lifecycle;
 pub mod plan;
 pub mod push;
 pub mod record;

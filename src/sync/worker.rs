@@ -8,10 +8,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::TestHooks;
-use crate::domain::{LogLevel, RunStatus};
+use crate::domain::LogLevel;
 use crate::store::runs::{self, log_line};
 use crate::store::{checkpoint, DbPool};
 use crate::sync::engine::process_run;
+use crate::sync::lifecycle;
 
 enum Signal {
     /// A push was stored: look at the queue now.
@@ -52,6 +53,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("run-worker".into())
             .spawn(move || loop {
+                expire_waiting_runs(&pool);
                 drain_queue(&pool, &hooks, &checkpoints, &stop_requested);
                 match receiver.recv_timeout(poll_interval) {
                     Ok(Signal::Wake) | Err(RecvTimeoutError::Timeout) => continue,
@@ -102,6 +104,23 @@ fn start_checkpointer(pool: DbPool) -> std::io::Result<mpsc::Sender<()>> {
     Ok(sender)
 }
 
+/// Rejects the runs that waited for approval longer than their organization allows; also
+/// right after a start, so that runs that expired while the service was down end at once.
+fn expire_waiting_runs(pool: &DbPool) {
+    let expired = pool
+        .get()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| Ok(lifecycle::expire_waiting(&mut conn)?));
+    match expired {
+        Ok(ids) => {
+            for run_id in ids {
+                tracing::warn!(%run_id, "run awaiting approval expired: rejected");
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot expire runs awaiting approval"),
+    }
+}
+
 /// Processes pending runs until none is left.
 fn drain_queue(
     pool: &DbPool,
@@ -146,15 +165,7 @@ fn drain_queue(
         let marked = pool
             .get()
             .map_err(anyhow::Error::from)
-            .and_then(|mut conn| {
-                Ok(runs::finish(
-                    &mut conn,
-                    &run.id,
-                    RunStatus::Failed,
-                    None,
-                    &[line],
-                )?)
-            });
+            .and_then(|mut conn| Ok(lifecycle::fail(&mut conn, &run.id, &[line])?));
         if let Err(error) = marked {
             // The run stays `running`; the next start recovers it.
             tracing::error!(%error, "cannot mark the run failed");

@@ -1,5 +1,6 @@
 //! Black-box tests over HTTP against the real server, each on its own fresh SQLite file.
 
+mod approval_gate;
 mod auth;
 mod cli;
 mod error_codes;
@@ -11,6 +12,7 @@ mod openapi;
 mod provisioning_rules;
 mod recovery;
 mod reliability;
+mod settings;
 mod sync_approval;
 mod sync_directory;
 mod sync_push;
