@@ -1,10 +1,20 @@
-//! The OpenAPI document: what the handlers declare, plus the API's description and its
-//! bearer-token security scheme. `hris-sync openapi` prints it; `openapi/openapi.json` is that
-//! output, checked in and compared by a test.
+//! The OpenAPI document: what the handlers declare, plus the API's description, its
+//! bearer-token security scheme, and what every operation shares (the `X-Request-Id` response
+//! header, a problem example per error status, `security: []` on the operations endpoints).
+//! `hris-sync openapi` prints it; `openapi/openapi.json` is that output, checked in and
+//! compared by a test. The conventions it follows are in API-DESIGN.md.
 
+use actix_web::http::StatusCode;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::info::{ContactBuilder, LicenseBuilder};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::SecurityRequirement;
+use utoipa::openapi::server::ServerBuilder;
+use utoipa::openapi::{RefOr, SecurityRequirement};
 use utoipa::{Modify, OpenApi};
+
+use crate::error::{problem, FieldError, PROBLEM_JSON};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,8 +25,9 @@ batches of employee records; every push becomes a sync run whose report lists ea
 and each issue found, with a code and the steps that fix it.\n\n\
 Authenticate with `Authorization: Bearer <token>`. Scopes nest: `sync:read` (every GET) ⊂ \
 `sync:write` (pushes) ⊂ `admin` (changes to users). Errors are RFC 9457 `application/problem+json`. \
-Lists answer `{\"items\": [...], \"next_cursor\": ...}`; pass `next_cursor` back as `cursor`.",
-        license(name = "MIT"),
+Lists answer `{\"items\": [...], \"next_cursor\": ...}`; pass `next_cursor` back as `cursor`. \
+Every response carries an `X-Request-Id` header (the client's own, when it sends a sane one), \
+which the server's log lines carry too.",
     ),
     modifiers(&BearerAuth),
     tags(
@@ -51,6 +62,161 @@ impl Modify for BearerAuth {
             Vec::<String>::new(),
         )]);
     }
+}
+
+/// The name of the reusable response header component.
+pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
+
+/// Completes the document once every route is registered (`crate::http::openapi`), so that a
+/// new handler gets what every operation shares without repeating it: the info's contact and
+/// license, `servers`, `security: []` where a handler says `security(())`, the `X-Request-Id`
+/// header on every response, and a problem example for every error status that does not give
+/// its own.
+pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    openapi.info.contact = Some(
+        ContactBuilder::new()
+            .name(Some(
+                "hris-sync maintainers (see README.md in the repository)",
+            ))
+            .build(),
+    );
+    openapi.info.license = Some(
+        LicenseBuilder::new()
+            .name("MIT")
+            .identifier(Some("MIT"))
+            .build(),
+    );
+    openapi.servers = Some(vec![ServerBuilder::new()
+        .url("/")
+        .description(Some("The server that serves this document"))
+        .build()]);
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.headers.insert(
+        REQUEST_ID_HEADER.to_owned(),
+        RefOr::T(
+            HeaderBuilder::new()
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .max_length(Some(128)),
+                ))
+                .description(Some(
+                    "The request's id: the client's own `X-Request-Id` when it sent 1 to 128 \
+visible ASCII characters, otherwise a new UUID. Log lines of the request carry it.",
+                ))
+                .example(Some(serde_json::json!(
+                    "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e"
+                )))
+                .build(),
+        ),
+    );
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            share(operation);
+        }
+    }
+    openapi
+}
+
+fn share(operation: &mut Operation) {
+    // `security(())` renders as `[{}]`, which generators read as "needs a token": an
+    // operation open to anyone says `security: []`.
+    if let Some(requirements) = &operation.security {
+        let anonymous = requirements.iter().all(|requirement| {
+            serde_json::to_value(requirement).is_ok_and(|v| v == serde_json::json!({}))
+        });
+        if anonymous {
+            operation.security = Some(Vec::new());
+        }
+    }
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        response.headers.insert(
+            REQUEST_ID_HEADER.to_owned(),
+            RefOr::Ref(utoipa::openapi::Ref::new(format!(
+                "#/components/headers/{REQUEST_ID_HEADER}"
+            ))),
+        );
+        if let Some(RefOr::T(content)) = response.content.get_mut(PROBLEM_JSON) {
+            if content.example.is_none() && content.examples.is_empty() {
+                content.example = problem_example(status);
+            }
+        }
+    }
+}
+
+/// A realistic problem document for an error status.
+pub fn problem_example(status: &str) -> Option<serde_json::Value> {
+    let status = StatusCode::from_bytes(status.as_bytes()).ok()?;
+    let (slug, detail, errors) = match status.as_u16() {
+        400 => ("bad-request", "limit must be between 1 and 1000, got 0.", vec![]),
+        401 => ("unauthorized", "Send an API token: Authorization: Bearer <token>.", vec![]),
+        403 => (
+            "forbidden",
+            "This request needs a token with the admin scope; this token has sync:read.",
+            vec![],
+        ),
+        404 => (
+            "not-found",
+            "There is no sync run \"0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e\" in this organization.",
+            vec![],
+        ),
+        409 => (
+            "conflict",
+            "The run 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e is running; retry it once it has finished.",
+            vec![],
+        ),
+        412 => (
+            "precondition-failed",
+            "The resource changed since you read it: read it again and re-apply your change.",
+            vec![],
+        ),
+        413 => (
+            "payload-too-large",
+            "The body is over the limit of 52428800 bytes; split the push, or raise the limit.",
+            vec![],
+        ),
+        415 => (
+            "unsupported-media-type",
+            "Push employee records as application/json; got \"text/plain\".",
+            vec![],
+        ),
+        422 => (
+            "unprocessable-content",
+            "The push is not a well-formed sync request; nothing was stored.",
+            vec![FieldError::new(
+                "/users/3",
+                "must be a JSON object",
+            )],
+        ),
+        428 => (
+            "precondition-required",
+            "Send If-Match with the ETag you read, so that a concurrent change is not overwritten.",
+            vec![],
+        ),
+        503 => (
+            "service-unavailable",
+            "The database is unavailable; try again shortly.",
+            vec![],
+        ),
+        _ => (
+            "internal",
+            "The server failed to handle this request. It has been logged; try again later.",
+            vec![],
+        ),
+    };
+    serde_json::to_value(problem(status, slug, detail.to_owned(), errors)).ok()
 }
 
 /// The document as served and checked in.

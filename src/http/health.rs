@@ -8,14 +8,19 @@ use crate::error::{AppError, Problem};
 use crate::http::AppState;
 use crate::store::pending_migrations;
 
+/// The answer of the health and readiness probes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
+    /// `ok` (healthz) or `ready` (readyz).
     #[schema(example = "ok")]
     pub status: String,
 }
 
 /// Is the process up?
+///
+/// Liveness: answers 200 while the process serves HTTP, without touching the database.
 #[utoipa::path(
+    operation_id = "getHealth",
     tag = "operations",
     security(()),
     responses((status = 200, description = "The process is up.", body = Health))
@@ -31,10 +36,11 @@ pub async fn healthz() -> web::Json<Health> {
 ///
 /// Ready when the database answers and has every migration.
 #[utoipa::path(
+    operation_id = "getReadiness",
     tag = "operations",
     security(()),
     responses(
-        (status = 200, description = "The database is reachable and migrated.", body = Health),
+        (status = 200, description = "The database is reachable and migrated.", body = Health, example = json!({"status": "ready"})),
         (status = 503, description = "The database is unreachable or not migrated.", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -60,7 +66,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, App
 }
 
 /// Prometheus metrics
+///
+/// Requests by route and status, request latency, run outcomes and the database pool, in the
+/// Prometheus text exposition format.
 #[utoipa::path(
+    operation_id = "getMetrics",
     tag = "operations",
     security(()),
     responses((status = 200, description = "Prometheus text exposition format.", body = String, content_type = "text/plain; version=0.0.4"))
