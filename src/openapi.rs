@@ -7,11 +7,11 @@
 use actix_web::http::StatusCode;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::info::{ContactBuilder, LicenseBuilder};
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::ServerBuilder;
-use utoipa::openapi::{RefOr, SecurityRequirement};
+use utoipa::openapi::{RefOr, Required, SecurityRequirement};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{problem, FieldError, PROBLEM_JSON};
@@ -136,6 +136,26 @@ fn share(operation: &mut Operation) {
         });
         if anonymous {
             operation.security = Some(Vec::new());
+        }
+    }
+    // An empty filter (`?status=`) means "not set" (API-DESIGN.md): say so with
+    // `allowEmptyValue`, which utoipa has no field for. Numbers (`limit`) are never empty.
+    for parameter in operation.parameters.iter_mut().flatten() {
+        let RefOr::T(parameter) = parameter else {
+            continue;
+        };
+        let is_number = parameter.schema.as_ref().is_some_and(|schema| {
+            serde_json::to_value(schema)
+                .is_ok_and(|schema| schema["type"] == "integer" || schema["type"] == "number")
+        });
+        if parameter.parameter_in == ParameterIn::Query
+            && parameter.required == Required::False
+            && !is_number
+        {
+            parameter
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("allowEmptyValue".to_owned(), serde_json::Value::Bool(true));
         }
     }
     for (status, response) in operation.responses.responses.iter_mut() {

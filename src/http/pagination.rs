@@ -18,8 +18,8 @@ pub struct PageParams {
     #[param(minimum = 1, maximum = 1000, default = 50, example = 50)]
     #[serde(default, deserialize_with = "crate::http::params::optional_number")]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page, as it is (unpadded base64url).
-    #[param(pattern = "^[A-Za-z0-9_-]{1,400}$")]
+    /// `next_cursor` of the previous page, as it is (unpadded base64url). Empty: the first page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 400)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub cursor: Option<String>,
 }

@@ -354,7 +354,6 @@ pub struct RunListParams {
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub status: Option<RunStatus>,
     /// Exact source name.
-    #[param(max_length = 100)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub source: Option<String>,
     /// Runs created at or after this time (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC).
@@ -375,8 +374,8 @@ page_schema!(
 
 /// A time filter: an RFC 3339 time with any offset, or a date (its midnight, UTC).
 pub fn time_filter_schema() -> utoipa::openapi::schema::Schema {
-    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-    OneOfBuilder::new()
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    AnyOfBuilder::new()
         .description(Some(
             "An RFC 3339 time with any offset (2026-11-25T09:00:00Z), or a date (2026-11-25) \
 meaning its midnight, UTC.",
@@ -388,6 +387,12 @@ meaning its midnight, UTC.",
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .format(Some(utoipa::openapi::SchemaFormat::Custom("date".into()))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0))
+                .description(Some("Empty: the filter is not set.")),
         )
         .into()
 }

@@ -219,7 +219,7 @@ pub async fn list(
         (status = 404, description = "No such user in this organization.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[get("/users/{id}")]
+#[get("/users/{id}", guard = "not_invitations")]
 pub async fn get(
     caller: ReadAccess,
     id: web::Path<String>,
@@ -236,6 +236,12 @@ pub async fn get(
     Ok(web::Json(user))
 }
 
+/// `/v1/users/invitations` is a path of its own (POST only): another method on it is a 405,
+/// not a user whose id is "invitations".
+fn not_invitations(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
+    !ctx.head().uri.path().ends_with("/users/invitations")
+}
+
 fn find_user(conn: &mut DbConn, organization_id: &str, id: &str) -> Result<UserRow, AppError> {
     users::find(conn, organization_id, id)?
         .ok_or_else(|| AppError::NotFound(format!("There is no user {id:?} in this organization.")))
@@ -246,8 +252,9 @@ fn find_user(conn: &mut DbConn, organization_id: &str, id: &str) -> Result<UserR
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// Upcoming trips of the user; while above zero, an offboarding waits (`pending_archive`).
-    #[schema(minimum = 0, maximum = 1000000, example = 2)]
-    pub upcoming_trips: i32,
+    #[schema(value_type = i32, minimum = 0, maximum = 1000000, example = 2)]
+    #[serde(deserialize_with = "crate::http::params::whole_number")]
+    pub upcoming_trips: i64,
 }
 
 /// Set a user's upcoming trips
@@ -269,7 +276,7 @@ pub struct UserPatch {
         (status = 422, description = "A field is not valid.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[patch("/users/{id}")]
+#[patch("/users/{id}", guard = "not_invitations")]
 pub async fn update(
     caller: AdminAccess,
     id: web::Path<String>,
@@ -277,7 +284,10 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<web::Json<UserView>, AppError> {
     let trips = body.upcoming_trips;
-    if !(0..=1_000_000).contains(&trips) {
+    let Some(trips) = i32::try_from(trips)
+        .ok()
+        .filter(|trips| (0..=1_000_000).contains(trips))
+    else {
         return Err(AppError::unprocessable(
             "upcoming_trips must be between 0 and 1000000.",
             vec![FieldError::new(
@@ -285,7 +295,7 @@ pub async fn update(
                 "must be between 0 and 1000000",
             )],
         ));
-    }
+    };
     let id = id.into_inner();
     let pool = state.pool.clone();
     let user = web::block(move || -> Result<_, AppError> {
@@ -309,7 +319,7 @@ pub struct Invitation {
     #[schema(
         format = "email",
         max_length = 254,
-        pattern = "^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        pattern = "^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
         example = "katherine.johnson@example.com"
     )]
     pub email: String,
