@@ -216,7 +216,7 @@ fn push_example() -> serde_json::Value {
     tag = "syncs",
     request_body(content = PushBody, content_type = "application/json", example = push_example),
     params(
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255, min_length = 1, pattern = "^[!-~]+$",
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, max_length = 255, min_length = 1, pattern = "^[!-~]+$",
             description = "Makes retries safe: the same key and body return the same run. 1 to 255 visible ASCII characters (no spaces)."),
     ),
     responses(
