@@ -38,6 +38,7 @@ start_server() {
         >"$WORKDIR/server.stdout" 2>"$WORKDIR/server.stderr" &
     SERVER_PID=$!
     trap stop_server EXIT
+    trap 'stop_server; exit 1' INT TERM
     BASE_URL="http://127.0.0.1:$port"
     for _ in $(seq 1 100); do
         curl -fsS "$BASE_URL/healthz" >/dev/null 2>&1 && break

@@ -50,6 +50,10 @@ impl Application {
                 _ => tracing::error!(%run_id, "run interrupted too many times: failed"),
             }
         }
+        let existing = match &bootstrap {
+            Some(_) => Vec::new(),
+            None => organizations::list(&mut conn).context("cannot list the organizations")?,
+        };
         drop(conn);
 
         let worker = Worker::start(
@@ -81,8 +85,11 @@ impl Application {
         }
         let server = server.run();
 
-        if let (Some(bootstrap), true) = (&bootstrap, config.announce_bootstrap_token) {
-            announce(bootstrap, &config.bind, port);
+        if config.announce_bootstrap_token {
+            match &bootstrap {
+                Some(bootstrap) => announce(bootstrap, &config.bind, port),
+                None => println!("{}", token_hint(&existing)),
+            }
         }
         tracing::info!(bind = %config.bind, port, "hris-sync is listening");
         Ok(Application {
@@ -114,6 +121,24 @@ impl Application {
         web::block(move || worker.stop()).await?;
         Ok(())
     }
+}
+
+/// The line a start without a new token prints: tokens are shown only once, so say how to
+/// get another.
+pub fn token_hint(existing: &[crate::store::models::OrganizationRow]) -> String {
+    let org = match existing {
+        [only] if !only.name.contains(char::is_whitespace) => only.name.clone(),
+        [only] => format!("{:?}", only.name),
+        _ => "NAME".to_owned(),
+    };
+    let list = if existing.len() > 1 {
+        " (`hris-sync org list` shows the names)"
+    } else {
+        ""
+    };
+    format!(
+        "No new API token: tokens are shown once, when created. To get one: hris-sync token create --org {org} --scope admin{list}"
+    )
 }
 
 fn announce(bootstrap: &Bootstrap, bind: &str, port: u16) {
