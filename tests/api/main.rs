@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod docs;
 mod error_codes;
 mod errors;
 mod health;
