@@ -84,6 +84,7 @@ pub struct EventView {
 
 /// One changed field of an update.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"field": "teams", "old": ["Engineering"], "new": ["Research", "Engineering"]}))]
 pub struct ChangeView {
     #[schema(example = "manager_external_id")]
     pub field: String,

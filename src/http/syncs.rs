@@ -27,6 +27,7 @@ pub struct RunView {
     pub mode: SyncMode,
     #[schema(example = "bamboohr")]
     pub source: String,
+    #[schema(example = true)]
     pub dry_run: bool,
     /// When the push was stored (RFC 3339, UTC).
     #[schema(format = "date-time", example = "2026-11-25T09:00:00.123456Z")]

@@ -316,9 +316,7 @@ fn times_ids_dates_and_emails_declare_their_format() {
         }
         for (property, definition) in properties {
             let format = definition["format"].as_str();
-            let expected = if property.ends_with("_at") && property != "at" {
-                Some("date-time")
-            } else if property == "at" {
+            let expected = if property.ends_with("_at") || property == "at" {
                 Some("date-time")
             } else if property == "id"
                 || property == "retry_of"
@@ -481,4 +479,23 @@ fn every_issue_code_of_the_catalogue_is_in_the_issue_code_enum() {
         .map(|e| e.code.as_str())
         .collect();
     assert_eq!(listed, catalogue);
+}
+
+#[test]
+fn every_schema_with_fields_has_an_example_for_each_of_them() {
+    let spec = spec();
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        if schema.get("example").is_some() {
+            continue;
+        }
+        for (property, definition) in schema["properties"].as_object().into_iter().flatten() {
+            let referenced = definition.get("$ref").is_some()
+                || definition.get("oneOf").is_some()
+                || definition["items"].get("$ref").is_some();
+            assert!(
+                referenced || definition.get("example").is_some(),
+                "{name}.{property} has no example (give one, or the schema a whole example)"
+            );
+        }
+    }
 }
