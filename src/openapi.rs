@@ -110,7 +110,7 @@ visible ASCII characters, otherwise a new UUID. Log lines of the request carry i
                 .build(),
         ),
     );
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in openapi.paths.paths.iter_mut() {
         for operation in [
             &mut item.get,
             &mut item.put,
@@ -121,13 +121,13 @@ visible ASCII characters, otherwise a new UUID. Log lines of the request carry i
         .into_iter()
         .flatten()
         {
-            share(operation);
+            share(path, operation);
         }
     }
     openapi
 }
 
-fn share(operation: &mut Operation) {
+fn share(path: &str, operation: &mut Operation) {
     // `security(())` renders as `[{}]`, which generators read as "needs a token": an
     // operation open to anyone says `security: []`.
     if let Some(requirements) = &operation.security {
@@ -170,33 +170,59 @@ fn share(operation: &mut Operation) {
         );
         if let Some(RefOr::T(content)) = response.content.get_mut(PROBLEM_JSON) {
             if content.example.is_none() && content.examples.is_empty() {
-                content.example = problem_example(status);
+                content.example = problem_example(path, status);
             }
         }
     }
 }
 
-/// A realistic problem document for an error status.
-pub fn problem_example(status: &str) -> Option<serde_json::Value> {
+/// A realistic problem document for an error status of an operation on `path`.
+pub fn problem_example(path: &str, status: &str) -> Option<serde_json::Value> {
     let status = StatusCode::from_bytes(status.as_bytes()).ok()?;
+    let missing = if path.starts_with("/v1/users") {
+        "There is no user \"0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f\" in this organization."
+    } else if path.starts_with("/v1/error-codes") {
+        "There is no issue code \"MANAGER_MISSING\"; GET /v1/error-codes lists them all."
+    } else {
+        "There is no sync run \"0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e\" in this organization."
+    };
+    let conflict = if path.starts_with("/v1/users") {
+        "The user 0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f (active) already has the e-mail address katherine.johnson@example.com."
+    } else {
+        "The run 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e is running; retry it once it has finished."
+    };
+    let invalid = if path.starts_with("/v1/users") {
+        (
+            "The invitation is not valid.",
+            FieldError::new(
+                "/email",
+                "\"katherine@\" is not a valid e-mail address (expected name@company.com)",
+            ),
+        )
+    } else {
+        (
+            "The push is not a well-formed sync request; nothing was stored.",
+            FieldError::new("/users/3", "must be a JSON object"),
+        )
+    };
     let (slug, detail, errors) = match status.as_u16() {
-        400 => ("bad-request", "limit must be between 1 and 1000, got 0.", vec![]),
-        401 => ("unauthorized", "Send an API token: Authorization: Bearer <token>.", vec![]),
+        400 => (
+            "bad-request",
+            "limit must be between 1 and 1000, got 0.",
+            vec![],
+        ),
+        401 => (
+            "unauthorized",
+            "Send an API token: Authorization: Bearer <token>.",
+            vec![],
+        ),
         403 => (
             "forbidden",
             "This request needs a token with the admin scope; this token has sync:read.",
             vec![],
         ),
-        404 => (
-            "not-found",
-            "There is no sync run \"0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e\" in this organization.",
-            vec![],
-        ),
-        409 => (
-            "conflict",
-            "The run 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e is running; retry it once it has finished.",
-            vec![],
-        ),
+        404 => ("not-found", missing, vec![]),
+        409 => ("conflict", conflict, vec![]),
         412 => (
             "precondition-failed",
             "The resource changed since you read it: read it again and re-apply your change.",
@@ -212,14 +238,7 @@ pub fn problem_example(status: &str) -> Option<serde_json::Value> {
             "Push employee records as application/json; got \"text/plain\".",
             vec![],
         ),
-        422 => (
-            "unprocessable-content",
-            "The push is not a well-formed sync request; nothing was stored.",
-            vec![FieldError::new(
-                "/users/3",
-                "must be a JSON object",
-            )],
-        ),
+        422 => ("unprocessable-content", invalid.0, vec![invalid.1]),
         428 => (
             "precondition-required",
             "Send If-Match with the ETag you read, so that a concurrent change is not overwritten.",

@@ -73,7 +73,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, App
     operation_id = "getMetrics",
     tag = "operations",
     security(()),
-    responses((status = 200, description = "Prometheus text exposition format.", body = String, content_type = "text/plain; version=0.0.4"))
+    responses((status = 200, description = "Prometheus text exposition format.", body = String, content_type = "text/plain; version=0.0.4",
+        example = json!("# HELP hris_sync_http_requests_total HTTP requests by method, route and status.\n# TYPE hris_sync_http_requests_total counter\nhris_sync_http_requests_total{method=\"GET\",route=\"/v1/syncs\",status=\"200\"} 3\n")))
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
