@@ -38,6 +38,13 @@ CHROMIUM_FLAGS = [
 ]
 
 
+MUST_SUCCEED = {
+    "getHealth", "getReadiness", "getMetrics", "listErrorCodes", "getErrorCode", "pushSync",
+    "listSyncRuns", "getSyncRun", "listSyncEvents", "retrySyncRun", "listUsers", "getUser",
+    "updateUser", "inviteUser", "revokeInvitation",
+}
+
+
 def fail(message):
     print(f"swagger ui: FAILED: {message}", file=sys.stderr)
     sys.exit(1)
@@ -202,8 +209,12 @@ def try_operation(browser, base_url, method, path, operation, ids):
         fail(f"{operation_id}: {method.upper()} {path} sent {sent_method} {sent_path}")
     if str(status) not in operation["responses"]:
         fail(f"{operation_id}: status {status} is not documented ({sorted(operation['responses'])})")
-    # The examples are meant to work as they are, with the token the dialog took.
-    if not 200 <= status < 300:
+    # The token the dialog took is sent, and nothing breaks the server.
+    if status in (401, 403) or status >= 500:
+        fail(f"{operation_id}: the example values got {status}")
+    # The examples of these operations work as they are (others may meet a state, e.g. a run
+    # that awaits no approval, and answer a documented 4xx).
+    if operation_id in MUST_SUCCEED and not 200 <= status < 300:
         fail(f"{operation_id}: the example values got {status}")
     if not status_text.startswith(str(status)):
         fail(f"{operation_id}: the page shows {status_text!r}, the network {status}")
