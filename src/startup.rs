@@ -153,7 +153,8 @@ fn announce(bootstrap: &Bootstrap, bind: &str, port: u16) {
     println!(
         "\nCreated the organization \"default\" ({}).\nIts admin token, shown only this once:\n\n    {token}\n\n\
 Try it:\n    curl -H \"Authorization: Bearer {token}\" {base}/v1/syncs\n\
-Swagger UI: {base}/swagger-ui/ (click Authorize and paste the token)\n",
+Swagger UI: {base}/swagger-ui/ (click Authorize and paste the token)\n\
+Lost it? Tokens are stored hashed; make another: hris-sync token create --org default --scope admin\n",
         bootstrap.organization_id
     );
 }
