@@ -192,18 +192,25 @@ def try_operation(browser, base_url, method, path, operation, ids):
         f"{operation_id}'s response",
     )
     requests = {}
+    bodies = {}
     statuses = {}
     for event in browser.drain():
         if event["method"] == "Network.requestWillBeSent":
             request = event["params"]["request"]
             if request["url"].startswith(base_url) and "/swagger-ui/" not in request["url"] and "/api-docs/" not in request["url"]:
                 requests[event["params"]["requestId"]] = (request["method"], request["url"])
+                bodies[event["params"]["requestId"]] = request.get("postData")
         elif event["method"] == "Network.responseReceived":
             statuses[event["params"]["requestId"]] = event["params"]["response"]["status"]
     sent = [(requests[r][0], requests[r][1], statuses.get(r)) for r in requests]
     if len(sent) != 1:
         fail(f"{operation_id}: expected one request, the browser sent {sent}")
     sent_method, url, status = sent[0]
+    # The push Swagger UI offers is the document's example: a safe dry run.
+    if operation_id == "pushSync":
+        body = json.loads(next(iter(bodies.values())) or "{}")
+        if body.get("dry_run") is not True or body.get("mode") != "incremental":
+            fail(f"pushSync sent {body}, not the incremental dry run of the example")
     sent_path = url[len(base_url):].split("?", 1)[0]
     if sent_method != method.upper() or not path_matches(path, sent_path):
         fail(f"{operation_id}: {method.upper()} {path} sent {sent_method} {sent_path}")
