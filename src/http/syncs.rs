@@ -20,6 +20,17 @@ use crate::sync::push::{store_json_push, JsonPush, PushRejected, JSON_CONTENT_TY
 
 /// A sync run.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e", "status": "succeeded_with_errors",
+    "mode": "incremental", "source": "bamboohr", "dry_run": true,
+    "created_at": "2026-11-25T09:00:00.123456Z", "started_at": "2026-11-25T09:00:00.200000Z",
+    "finished_at": "2026-11-25T09:00:01.450000Z", "records": 3,
+    "counts": {"created": 2, "updated": 0, "archived": 0, "reactivated": 0, "unchanged": 0,
+               "skipped": 1, "duplicates": 0, "warnings": 0, "ignored": 0},
+    "issues": {"total": 1, "errors": 1, "warnings": 0, "infos": 0, "users_affected": 1,
+               "teams_affected": 0},
+    "progress": {"processed": 3, "total": 3}, "logs": [], "retry_of": null
+}))]
 pub struct RunView {
     #[schema(format = "uuid", example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e")]
     pub id: String,
