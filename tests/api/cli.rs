@@ -239,3 +239,13 @@ fn org_list_shows_ids_names_and_times_and_org_accepts_a_name_or_an_id() {
     assert!(!ok);
     assert!(stderr.contains("org list"), "{stderr}");
 }
+
+#[test]
+fn a_database_file_that_cannot_be_written_stops_the_start_with_advice_for_docker() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing/hris-sync.db", dir.path().display());
+    let (ok, _, stderr) = hris_sync(&url, &["migrate"]);
+    assert!(!ok);
+    assert!(stderr.contains("must exist and be writable"), "{stderr}");
+    assert!(stderr.contains("uid 10001"), "{stderr}");
+}
