@@ -11,9 +11,15 @@ use crate::store::pending_migrations;
 /// The answer of the health and readiness probes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok` (healthz) or `ready` (readyz).
-    #[schema(example = "ok")]
-    pub status: String,
+    pub status: HealthStatus,
+}
+
+/// `ok` from `/healthz`, `ready` from `/readyz`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    Ready,
 }
 
 /// Is the process up?
@@ -28,7 +34,7 @@ pub struct Health {
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health {
-        status: "ok".into(),
+        status: HealthStatus::Ok,
     })
 }
 
@@ -61,7 +67,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, App
         )));
     }
     Ok(web::Json(Health {
-        status: "ready".into(),
+        status: HealthStatus::Ready,
     }))
 }
 
