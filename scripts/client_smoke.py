@@ -17,7 +17,6 @@ import re
 import time
 import urllib.request
 
-import hris_sync_client
 from hris_sync_client import AuthenticatedClient
 from hris_sync_client import api as api_package
 from hris_sync_client.api.error_codes import get_error_code, list_error_codes
