@@ -12,8 +12,8 @@ field the server sent that the document does not declare (generated models keep 
 import importlib
 import json
 import pkgutil
-import sys
 import re
+import sys
 import time
 import urllib.request
 
