@@ -20,10 +20,20 @@ pub enum Category {
     Directory,
 }
 
-/// One catalogue entry.
+/// One catalogue entry: an issue code, what it means and the steps that resolve it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[schema(as = ErrorCode, example = json!({
+    "code": "MANAGER_DOES_NOT_EXIST", "category": "approval_flow", "severity": "error",
+    "needs_action": true, "title": "The manager cannot be found",
+    "message": "The manager (manager_external_id) is neither in this push nor in the directory, or their own record was skipped. A user is only created once their manager exists, so the record was skipped.",
+    "remediation": [
+        "If the message names the manager's row and issue, fix that issue first: this record will follow.",
+        "Otherwise check the manager's employee ID on this employee's profile in your HR tool, and that the manager is included in the sync.",
+        "Run the sync again."
+    ]
+}))]
 pub struct Entry {
-    #[schema(value_type = String, example = "MANAGER_DOES_NOT_EXIST")]
+    #[schema(value_type = IssueCode)]
     pub code: IssueCode,
     pub category: Category,
     pub severity: Severity,
@@ -90,6 +100,26 @@ impl IssueCode {
             .iter()
             .map(|e| e.code)
             .find(|code| code.as_str() == raw)
+    }
+}
+
+/// Issue codes are a closed set in the OpenAPI document: an `enum` of every catalogue code.
+impl utoipa::PartialSchema for IssueCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An issue code; `GET /v1/error-codes/{code}` explains it and how to fix it.",
+            ))
+            .enum_values(Some(ENTRIES.iter().map(|entry| entry.code.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for IssueCode {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("IssueCode")
     }
 }
 

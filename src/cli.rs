@@ -1,4 +1,5 @@
 //! The command line: serve (the default), migrate, organizations, tokens, the OpenAPI spec.
+//! `--org` takes an organization's name or id everywhere ([`resolve_organization`]).
 
 use std::process::ExitCode;
 
@@ -9,7 +10,8 @@ use serde_json::json;
 use crate::config::{Config, DEFAULT_BIND, DEFAULT_DATABASE_URL};
 use crate::domain::Scope;
 use crate::startup::Application;
-use crate::store::{self, organizations, tokens};
+use crate::store::models::OrganizationRow;
+use crate::store::{self, organizations, tokens, DbConn};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,16 +82,18 @@ enum SettingsCommand {
 enum OrgCommand {
     /// Create an organization and print its id and an admin token as JSON.
     Create {
-        /// The organization's name.
+        /// The organization's name (unique: `--org` accepts it).
         name: String,
     },
+    /// List the organizations (id, name, created_at) as JSON; never their tokens.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Create a token and print it as JSON; the token is shown only once.
     Create {
-        /// The organization id.
+        /// The organization's name or id (`hris-sync org list` shows them).
         #[arg(long)]
         org: String,
         /// sync:read, sync:write or admin (each includes the ones before).
@@ -101,6 +105,7 @@ enum TokenCommand {
     },
     /// List an organization's tokens (never their secrets) as JSON.
     List {
+        /// The organization's name or id.
         #[arg(long)]
         org: String,
     },
@@ -142,6 +147,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("the organization name must be 1 to 255 characters");
             }
             let mut conn = store::connect(&url, 1)?.get()?;
+            if !organizations::find_by_id_or_name(&mut conn, name)?.is_empty() {
+                bail!("an organization is already named or identified {name:?}; names are unique so that --org can take one");
+            }
             let created = organizations::create(&mut conn, name)?;
             print_json(&json!({
                 "organization_id": created.organization.id,
@@ -150,10 +158,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "scope": Scope::Admin,
             }))
         }
+        Command::Org(OrgCommand::List) => {
+            let mut conn = store::connect(&url, 1)?.get()?;
+            let listed: Vec<_> = organizations::list(&mut conn)?
+                .into_iter()
+                .map(|o| json!({"organization_id": o.id, "name": o.name, "created_at": o.created_at}))
+                .collect();
+            print_json(&json!(listed))
+        }
         Command::Token(TokenCommand::Create { org, scope, name }) => {
             let mut conn = store::connect(&url, 1)?.get()?;
-            organizations::find(&mut conn, &org)?
-                .with_context(|| format!("there is no organization {org}"))?;
+            let org = resolve_organization(&mut conn, &org)?.id;
             let (row, secret) = tokens::create(&mut conn, &org, scope, &name)?;
             print_json(&json!({
                 "organization_id": row.organization_id,
@@ -165,8 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(TokenCommand::List { org }) => {
             let mut conn = store::connect(&url, 1)?.get()?;
-            organizations::find(&mut conn, &org)?
-                .with_context(|| format!("there is no organization {org}"))?;
+            let org = resolve_organization(&mut conn, &org)?.id;
             let listed: Vec<_> = tokens::list(&mut conn, &org)?
                 .into_iter()
                 .map(|t| {
@@ -192,12 +206,12 @@ fn settings_command(url: &str, command: SettingsCommand) -> anyhow::Result<()> {
     let mut conn = store::connect(url, 1)?.get()?;
     match command {
         SettingsCommand::Get { org } => {
-            let organization_id = organization_by_id_or_name(&mut conn, &org)?;
+            let organization_id = resolve_organization(&mut conn, &org)?.id;
             let current = store::settings::current(&mut conn, &organization_id)?;
             print_json(&serde_json::to_value(&current.settings)?)
         }
         SettingsCommand::Set { org, file } => {
-            let organization_id = organization_by_id_or_name(&mut conn, &org)?;
+            let organization_id = resolve_organization(&mut conn, &org)?.id;
             let text = match &file {
                 Some(path) => std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?,
@@ -243,15 +257,22 @@ fn settings_command(url: &str, command: SettingsCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The id of the organization named by `org`: its id, or its name when that is unique.
-fn organization_by_id_or_name(conn: &mut store::DbConn, org: &str) -> anyhow::Result<String> {
-    if let Some(found) = organizations::find(conn, org)? {
-        return Ok(found.id);
-    }
-    match organizations::find_by_name(conn, org)?.as_slice() {
-        [only] => Ok(only.id.clone()),
-        [] => bail!("there is no organization {org}"),
-        _ => bail!("several organizations are named {org}; use the id"),
+/// The organization a `--org` value names: its id, or its name. Every command taking `--org`
+/// goes through here, so that the same words work everywhere.
+pub fn resolve_organization(conn: &mut DbConn, key: &str) -> anyhow::Result<OrganizationRow> {
+    let mut found = organizations::find_by_id_or_name(conn, key)?;
+    match found.len() {
+        0 => bail!(
+            "there is no organization {key:?} (by name or id); `hris-sync org list` shows them"
+        ),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let ids: Vec<String> = found.into_iter().map(|o| o.id).collect();
+            bail!(
+                "several organizations are named {key:?}; use one's id: {}",
+                ids.join(", ")
+            )
+        }
     }
 }
 

@@ -50,6 +50,10 @@ impl Application {
                 _ => tracing::error!(%run_id, "run interrupted too many times: failed"),
             }
         }
+        let existing = match &bootstrap {
+            Some(_) => Vec::new(),
+            None => organizations::list(&mut conn).context("cannot list the organizations")?,
+        };
         drop(conn);
 
         let worker = Worker::start(
@@ -89,8 +93,11 @@ impl Application {
         }
         let server = server.run();
 
-        if let (Some(bootstrap), true) = (&bootstrap, config.announce_bootstrap_token) {
-            announce(bootstrap, &config.bind, port);
+        if config.announce_bootstrap_token {
+            match &bootstrap {
+                Some(bootstrap) => announce(bootstrap, &config.bind, port),
+                None => println!("{}", token_hint(&existing)),
+            }
         }
         tracing::info!(bind = %config.bind, port, "hris-sync is listening");
         Ok(Application {
@@ -124,6 +131,24 @@ impl Application {
     }
 }
 
+/// The line a start without a new token prints: tokens are shown only once, so say how to
+/// get another.
+pub fn token_hint(existing: &[crate::store::models::OrganizationRow]) -> String {
+    let org = match existing {
+        [only] if !only.name.contains(char::is_whitespace) => only.name.clone(),
+        [only] => format!("{:?}", only.name),
+        _ => "NAME".to_owned(),
+    };
+    let list = if existing.len() > 1 {
+        " (`hris-sync org list` shows the names)"
+    } else {
+        ""
+    };
+    format!(
+        "No new API token: tokens are shown once, when created. To get one: hris-sync token create --org {org} --scope admin{list}"
+    )
+}
+
 fn announce(bootstrap: &Bootstrap, bind: &str, port: u16) {
     let host = bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
     let host = if host == "0.0.0.0" || host == "[::]" {
@@ -136,7 +161,8 @@ fn announce(bootstrap: &Bootstrap, bind: &str, port: u16) {
     println!(
         "\nCreated the organization \"default\" ({}).\nIts admin token, shown only this once:\n\n    {token}\n\n\
 Try it:\n    curl -H \"Authorization: Bearer {token}\" {base}/v1/syncs\n\
-Swagger UI: {base}/swagger-ui/ (click Authorize and paste the token)\n",
+Swagger UI: {base}/swagger-ui/ (click Authorize and paste the token)\n\
+Lost it? Tokens are stored hashed; make another: hris-sync token create --org default --scope admin\n",
         bootstrap.organization_id
     );
 }

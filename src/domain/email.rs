@@ -11,7 +11,9 @@ pub const EMAIL_MAX_LENGTH: usize = 254;
 
 impl Email {
     /// Accepts `local@domain.tld`: the syntax of the WHATWG/HTML e-mail rule, plus a dot in the
-    /// domain (an address on a bare host name cannot receive mail from outside).
+    /// domain (an address on a bare host name cannot receive mail from outside), and a local
+    /// part that is an RFC 5322 dot-atom (no leading, trailing or doubled dot), so that every
+    /// accepted address is `format: email` in the OpenAPI sense.
     pub fn parse(raw: &str) -> Result<Email, String> {
         let value = raw.trim();
         if value.chars().count() > EMAIL_MAX_LENGTH {
@@ -19,15 +21,13 @@ impl Email {
                 "the address has more than {EMAIL_MAX_LENGTH} characters"
             ));
         }
-        let domain = value
-            .rsplit_once('@')
-            .map(|(_, domain)| domain)
-            .unwrap_or("");
+        let (local, domain) = value.rsplit_once('@').unwrap_or(("", ""));
+        let dot_atom = !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
         let has_dotted_domain = domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.starts_with('[');
-        if !value.validate_email() || !has_dotted_domain {
+        if !value.validate_email() || !has_dotted_domain || !dot_atom {
             return Err(format!(
                 "\"{value}\" is not a valid e-mail address (expected name@company.com)"
             ));
@@ -81,6 +81,9 @@ mod tests {
             "ada@example..com",
             "ada@.example.com",
             "ada@example.com.",
+            ".ada@example.com",
+            "ada.@example.com",
+            "ada..lovelace@example.com",
         ] {
             let reason = Email::parse(raw).expect_err(raw);
             assert!(reason.contains(raw.trim()), "{reason}");

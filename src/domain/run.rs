@@ -130,14 +130,23 @@ mod tests {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct RunCounts {
+    #[schema(required = true, example = 2)]
     pub created: u32,
+    #[schema(required = true, example = 0)]
     pub updated: u32,
+    #[schema(required = true, example = 0)]
     pub archived: u32,
+    #[schema(required = true, example = 0)]
     pub reactivated: u32,
+    #[schema(required = true, example = 0)]
     pub unchanged: u32,
+    #[schema(required = true, example = 1)]
     pub skipped: u32,
+    #[schema(required = true, example = 0)]
     pub duplicates: u32,
+    #[schema(required = true, example = 0)]
     pub warnings: u32,
+    #[schema(required = true, example = 0)]
     pub ignored: u32,
     /// Users missing from a full sync marked `pending_archive` for the grace period (they are
     /// not in `archived` until the grace period ends).
@@ -148,11 +157,17 @@ pub struct RunCounts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct IssueTotals {
+    #[schema(required = true, example = 1)]
     pub total: u32,
+    #[schema(required = true, example = 1)]
     pub errors: u32,
+    #[schema(required = true, example = 0)]
     pub warnings: u32,
+    #[schema(required = true, example = 0)]
     pub infos: u32,
+    #[schema(required = true, example = 1)]
     pub users_affected: u32,
+    #[schema(required = true, example = 0)]
     pub teams_affected: u32,
 }
 
@@ -169,8 +184,10 @@ pub struct RunSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LogLine {
     /// RFC 3339 UTC.
+    #[schema(format = "date-time", example = "2026-11-25T09:00:01.450000Z")]
     pub at: String,
     pub level: LogLevel,
+    #[schema(example = "run interrupted by a stop: queued again")]
     pub message: String,
 }
 

@@ -7,14 +7,24 @@ use utoipa::IntoParams;
 use crate::catalogue::{Entry, IssueCode, ENTRIES};
 use crate::error::{AppError, Problem};
 use crate::http::auth::ReadAccess;
-use crate::http::pagination::{Page, PageParams};
+use crate::http::pagination::{page_schema, Page, PageParams};
+
+page_schema!(
+    /// A page of the issue-code catalogue.
+    ErrorCodePage,
+    Entry
+);
 
 /// List every issue code
+///
+/// The whole catalogue of issue codes a run can report, in a stable order, each with its
+/// family (category), severity and numbered remediation steps.
 #[utoipa::path(
+    operation_id = "listErrorCodes",
     tag = "error-codes",
     params(PageParams),
     responses(
-        (status = 200, description = "The catalogue, in a stable order.", body = Page<Entry>),
+        (status = 200, description = "The catalogue, in a stable order.", body = ErrorCodePage),
         (status = 400, description = "The limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
     )
@@ -54,11 +64,16 @@ pub async fn list(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CodePath {
     /// An issue code, e.g. MANAGER_DOES_NOT_EXIST.
+    #[param(value_type = IssueCode, example = "MANAGER_DOES_NOT_EXIST")]
     pub code: String,
 }
 
 /// Read one issue code
+///
+/// What the code means, what hris-sync did with the record, and the steps that resolve it.
+/// An issue's `help` link points here.
 #[utoipa::path(
+    operation_id = "getErrorCode",
     tag = "error-codes",
     params(CodePath),
     responses(

@@ -8,7 +8,7 @@ use crate::catalogue::IssueCode;
 use crate::domain::{EntityKind, EventKind, Severity, UpdateAction};
 use crate::error::{AppError, Problem};
 use crate::http::auth::ReadAccess;
-use crate::http::pagination::{Page, PageParams};
+use crate::http::pagination::{page_schema, Page, PageParams};
 use crate::http::syncs::find_run;
 use crate::http::AppState;
 use crate::store::events::{self, EventFilter};
@@ -16,47 +16,87 @@ use crate::store::models::EventRow;
 use crate::sync::lifecycle::report_is_planned;
 
 /// A line of a run's report: an update applied (or planned, for a dry run) or an issue.
+/// Every field is always present: those that do not apply to the line's `kind` are `null`
+/// (`action` for issues; `code`, `severity`, `field`, `message` and `help` for updates).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "seq": 3, "kind": "issue", "entity": "user", "action": null,
+    "code": "DATE_OF_BIRTH_IS_MISSING_OR_INVALID", "severity": "error", "field": "date_of_birth",
+    "message": "\"1912-06-23\" is not a real date of the form MM/DD/YYYY, e.g. 07/14/1990", "changes": [], "row": 3,
+    "external_id": "E1003", "email": "alan.turing@example.com", "first_name": "Alan",
+    "last_name": "Turing", "user_id": null, "team": null,
+    "help": "/v1/error-codes/DATE_OF_BIRTH_IS_MISSING_OR_INVALID"
+}))]
 pub struct EventView {
     /// Position in the report, in planned order.
+    #[schema(example = 1, minimum = 1)]
     pub seq: i32,
     pub kind: EventKind,
     pub entity: EntityKind,
-    /// For updates.
+    /// What an update did; `null` for issues.
+    #[schema(required = true)]
     pub action: Option<UpdateAction>,
-    /// For issues: a code of `GET /v1/error-codes`.
-    #[schema(example = "MANAGER_DOES_NOT_EXIST")]
+    /// An issue's code (see `GET /v1/error-codes`); `null` for updates.
+    #[schema(required = true, value_type = Option<IssueCode>)]
     pub code: Option<String>,
+    /// An issue's severity; `null` for updates.
+    #[schema(required = true)]
     pub severity: Option<Severity>,
-    /// The record field at fault.
+    /// The record field at fault, for issues about one field.
+    #[schema(required = true, example = "date_of_birth")]
     pub field: Option<String>,
+    /// An issue's message, naming the value at fault.
+    #[schema(
+        required = true,
+        example = "\"1912-06-23\" is not a real date of the form MM/DD/YYYY, e.g. 07/14/1990"
+    )]
     pub message: Option<String>,
-    /// Fields changed, old → new.
+    /// Fields changed, old → new (updates); empty for issues.
     pub changes: Vec<ChangeView>,
-    /// 1-based position of the record in the push.
+    /// 1-based position of the record in the push; `null` for lines about no record (a team
+    /// created, a user archived by a full sync).
+    #[schema(required = true, minimum = 1, example = 3)]
     pub row: Option<i32>,
+    #[schema(required = true, example = "E1003")]
     pub external_id: Option<String>,
+    #[schema(required = true, example = "alan.turing@example.com")]
     pub email: Option<String>,
+    #[schema(required = true, example = "Alan")]
     pub first_name: Option<String>,
+    #[schema(required = true, example = "Turing")]
     pub last_name: Option<String>,
+    /// The directory user the line is about, once known.
+    #[schema(
+        required = true,
+        format = "uuid",
+        example = "0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f"
+    )]
     pub user_id: Option<String>,
+    /// The team, for team lines.
+    #[schema(required = true, example = json!(null))]
     pub team: Option<String>,
-    /// Where the remediation steps of the issue are.
-    #[schema(example = "/v1/error-codes/MANAGER_DOES_NOT_EXIST")]
+    /// Where the remediation steps of the issue are; `null` for updates.
+    #[schema(
+        required = true,
+        example = "/v1/error-codes/DATE_OF_BIRTH_IS_MISSING_OR_INVALID"
+    )]
     pub help: Option<String>,
     /// True when the line was planned and not applied: the run is a dry run, awaits
     /// approval, was rejected, or failed when it was applied after its approval.
     pub planned: bool,
 }
 
+/// One changed field of an update.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"field": "teams", "old": ["Engineering"], "new": ["Research", "Engineering"]}))]
 pub struct ChangeView {
+    #[schema(example = "manager_external_id")]
     pub field: String,
-    /// The value before (`null` when empty).
-    #[schema(value_type = Object)]
+    /// The value before: any JSON value (text, list, object), `null` when empty.
+    #[schema(value_type = Value, example = json!(null))]
     pub old: serde_json::Value,
-    /// The value after (`null` when empty).
-    #[schema(value_type = Object)]
+    /// The value after: any JSON value (text, list, object), `null` when empty.
+    #[schema(value_type = Value, example = "E1001")]
     pub new: serde_json::Value,
 }
 
@@ -95,30 +135,42 @@ impl From<EventRow> for EventView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventListParams {
+    /// Only updates, or only issues.
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub kind: Option<EventKind>,
+    /// Only lines about users, or about teams.
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub entity: Option<EntityKind>,
     /// An update action, e.g. USER_CREATED.
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub action: Option<UpdateAction>,
     /// An issue code, e.g. MANAGER_DOES_NOT_EXIST.
-    #[param(max_length = 100)]
+    #[param(value_type = Option<IssueCode>)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub code: Option<String>,
     /// Part of a person's name, e-mail or external id, or of a team name; case and accents
     /// are ignored.
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub q: Option<String>,
 }
 
+page_schema!(
+    /// A page of a run's report, in planned order.
+    EventPage,
+    EventView
+);
+
 /// Read a run's report
+///
+/// Every update (with old → new values) and every issue of the run, in planned order.
+/// Filters combine; an empty value (`?kind=`) means the filter is not set.
 #[utoipa::path(
+    operation_id = "listSyncEvents",
     tag = "syncs",
-    params(("id" = String, Path, description = "The run id."), EventListParams, PageParams),
+    params(("id" = String, Path, format = "uuid", description = "The run id."), EventListParams, PageParams),
     responses(
-        (status = 200, description = "A page of the report, in planned order.", body = Page<EventView>),
+        (status = 200, description = "A page of the report, in planned order.", body = EventPage),
         (status = 400, description = "A filter, limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),

@@ -10,14 +10,25 @@ use crate::http::metrics::QueueDepth;
 use crate::http::AppState;
 use crate::store::{pending_migrations, probe, runs};
 
+/// The answer of the health and readiness probes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    #[schema(example = "ok")]
-    pub status: String,
+    pub status: HealthStatus,
+}
+
+/// `ok` from `/healthz`, `ready` from `/readyz`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    Ready,
 }
 
 /// Is the process up?
+///
+/// Liveness: answers 200 while the process serves HTTP, without touching the database.
 #[utoipa::path(
+    operation_id = "getHealth",
     tag = "operations",
     security(()),
     responses((status = 200, description = "The process is up.", body = Health))
@@ -25,7 +36,7 @@ pub struct Health {
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health {
-        status: "ok".into(),
+        status: HealthStatus::Ok,
     })
 }
 
@@ -34,10 +45,11 @@ pub async fn healthz() -> web::Json<Health> {
 /// Ready when the database answers, has every migration and can take writes (its disk has
 /// room and it is not read-only); nothing is written by the check.
 #[utoipa::path(
+    operation_id = "getReadiness",
     tag = "operations",
     security(()),
     responses(
-        (status = 200, description = "The database is reachable and migrated.", body = Health),
+        (status = 200, description = "The database is reachable, migrated and writable.", body = Health, example = json!({"status": "ready"})),
         (status = 503, description = "The database is unreachable, not migrated, read-only or out of disk space.", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -63,15 +75,20 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, App
     })
     .await??;
     Ok(web::Json(Health {
-        status: "ready".into(),
+        status: HealthStatus::Ready,
     }))
 }
 
 /// Prometheus metrics
+///
+/// Requests by route and status, request latency, run outcomes and the database pool, in the
+/// Prometheus text exposition format.
 #[utoipa::path(
+    operation_id = "getMetrics",
     tag = "operations",
     security(()),
-    responses((status = 200, description = "Prometheus text exposition format.", body = String, content_type = "text/plain; version=0.0.4"))
+    responses((status = 200, description = "Prometheus text exposition format.", body = String, content_type = "text/plain; version=0.0.4",
+        example = json!("# HELP hris_sync_http_requests_total HTTP requests by method, route and status.\n# TYPE hris_sync_http_requests_total counter\nhris_sync_http_requests_total{method=\"GET\",route=\"/v1/syncs\",status=\"200\"} 3\n")))
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

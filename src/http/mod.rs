@@ -61,7 +61,7 @@ const SMALL_JSON_LIMIT: usize = 1024 * 1024;
 /// The OpenAPI document of every route, as the handlers declare it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = routes(App::new()).split_for_parts();
-    api
+    crate::openapi::finish(api)
 }
 
 /// Registers every documented route.

@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::error::AppError;
 
@@ -15,10 +15,11 @@ pub const MAX_LIMIT: i64 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1 to 1000.
-    #[param(minimum = 1, maximum = 1000, default = 50)]
+    #[param(minimum = 1, maximum = 1000, default = 50, example = 50)]
     #[serde(default, deserialize_with = "crate::http::params::optional_number")]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page, as it is (unpadded base64url). Empty: the first page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 400)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub cursor: Option<String>,
 }
@@ -52,13 +53,32 @@ impl PageParams {
     }
 }
 
-/// A page of a list.
-#[derive(Debug, Serialize, ToSchema)]
+/// A page of a list, as handlers build and serialize it. Its OpenAPI schema is declared per
+/// item type with [`page_schema!`], so that the document names it `<Item>Page`.
+#[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// Declares the OpenAPI schema of `Page<$item>` under the name `$name` (`RunPage`,
+/// `UserPage`…): items by `$ref`, `next_cursor` required and nullable. Handlers return
+/// `Page<$item>` and declare `body = $name`; a test checks both serialize the same keys.
+macro_rules! page_schema {
+    ($(#[$meta:meta])* $name:ident, $item:ty) => {
+        $(#[$meta])*
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        #[allow(dead_code)] // Documents `Page<$item>`; never built.
+        pub struct $name {
+            pub items: Vec<$item>,
+            /// Pass as `cursor` to get the next page; `null` on the last page.
+            #[schema(required = true, example = "cnVuczowMTkzYTZkMi0xYzRlLTdkMmEtOWYzYi01ZTZhN2I4YzlkMGU", pattern = "^[A-Za-z0-9_-]+$")]
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+pub(crate) use page_schema;
 
 impl<T> Page<T> {
     /// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::ProvisioningSettings;
 use crate::error::{AppError, Problem};
 use crate::http::auth::{AdminAccess, ReadAccess};
-use crate::http::pagination::{Page, PageParams};
+use crate::http::pagination::{page_schema, Page, PageParams};
 use crate::http::AppState;
 use crate::store::models::SettingsVersionRow;
 use crate::store::settings::{self, CurrentSettings, Replaced};
@@ -28,6 +28,12 @@ pub struct SettingsVersionView {
     /// The whole document as it was saved.
     pub document: ProvisioningSettings,
 }
+
+page_schema!(
+    /// A page of settings versions, newest first.
+    SettingsVersionPage,
+    SettingsVersionView
+);
 
 impl TryFrom<SettingsVersionRow> for SettingsVersionView {
     type Error = AppError;
@@ -216,7 +222,7 @@ pub async fn replace(
     operation_id = "listProvisioningSettingsHistory",
     params(PageParams),
     responses(
-        (status = 200, description = "A page of versions.", body = Page<SettingsVersionView>),
+        (status = 200, description = "A page of versions.", body = SettingsVersionPage),
         (status = 400, description = "The limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
     )

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{IssueTotals, LogLine, RunCounts, RunStatus, RunSummary, SyncMode};
 use crate::error::{AppError, Problem};
 use crate::http::auth::{ReadAccess, WriteAccess};
-use crate::http::pagination::{Page, PageParams};
+use crate::http::pagination::{page_schema, Page, PageParams};
 use crate::http::AppState;
 use crate::store::models::RunRow;
 use crate::store::runs::{self, RunFilter, Stored};
@@ -22,19 +22,45 @@ use crate::sync::push::{store_json_push, JsonPush, PushRejected, JSON_CONTENT_TY
 
 /// A sync run.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e", "status": "succeeded_with_errors",
+    "mode": "incremental", "source": "bamboohr", "dry_run": true,
+    "created_at": "2026-11-25T09:00:00.123456Z", "started_at": "2026-11-25T09:00:00.200000Z",
+    "finished_at": "2026-11-25T09:00:01.450000Z", "records": 3,
+    "counts": {"created": 2, "updated": 0, "archived": 0, "reactivated": 0, "unchanged": 0,
+               "skipped": 1, "duplicates": 0, "warnings": 0, "ignored": 0},
+    "issues": {"total": 1, "errors": 1, "warnings": 0, "infos": 0, "users_affected": 1,
+               "teams_affected": 0},
+    "progress": {"processed": 3, "total": 3}, "logs": [], "retry_of": null
+}))]
 pub struct RunView {
-    #[schema(example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e")]
+    #[schema(format = "uuid", example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e")]
     pub id: String,
     pub status: RunStatus,
     pub mode: SyncMode,
     #[schema(example = "bamboohr")]
     pub source: String,
+    #[schema(example = true)]
     pub dry_run: bool,
-    /// RFC 3339, UTC.
+    /// When the push was stored (RFC 3339, UTC).
+    #[schema(format = "date-time", example = "2026-11-25T09:00:00.123456Z")]
     pub created_at: String,
+    /// When a worker started the run; `null` while it waits.
+    #[schema(
+        required = true,
+        format = "date-time",
+        example = "2026-11-25T09:00:00.200000Z"
+    )]
     pub started_at: Option<String>,
+    /// When the run reached its final status; `null` until then.
+    #[schema(
+        required = true,
+        format = "date-time",
+        example = "2026-11-25T09:00:01.450000Z"
+    )]
     pub finished_at: Option<String>,
     /// Records in the push.
+    #[schema(example = 3)]
     pub records: u32,
     /// What the run did (for a dry run: what it would do). Zero until the run is planned.
     pub counts: RunCounts,
@@ -42,7 +68,8 @@ pub struct RunView {
     pub progress: Progress,
     /// Why a run failed, when it was resumed, what it ignored.
     pub logs: Vec<LogLine>,
-    /// The run this one re-runs, for retries.
+    /// The run this one re-runs, for retries; `null` otherwise.
+    #[schema(required = true, format = "uuid", example = json!(null))]
     pub retry_of: Option<String>,
     /// True when nothing of the report (and counts) was applied: it is what the run would do
     /// (a dry run, a run awaiting approval, a rejected one, or an approved one whose
@@ -69,7 +96,9 @@ pub struct RunView {
 /// Records processed so far.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Progress {
+    #[schema(example = 3)]
     pub processed: u32,
+    #[schema(example = 3)]
     pub total: u32,
 }
 
@@ -121,57 +150,107 @@ impl From<RunRow> for RunView {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // Documents the body; the handler reads it lazily (see check_json_envelope).
 pub struct PushBody {
-    /// The HR tool the data comes from.
-    #[schema(example = "bamboohr", max_length = 100, min_length = 1)]
+    /// The HR tool the data comes from: 1 to 100 characters, not blank, without control
+    /// characters. Default `api`.
+    #[schema(
+        example = "bamboohr",
+        max_length = 100,
+        min_length = 1,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     source: Option<String>,
     /// `full`: users missing from the push are archived. Default `incremental`.
     #[schema(nullable = false)]
     mode: Option<SyncMode>,
     /// Plan and report, apply nothing. Default false.
-    #[schema(nullable = false)]
+    #[schema(nullable = false, example = true)]
     dry_run: Option<bool>,
     /// The employee records.
     users: Vec<UserRecord>,
 }
 
 /// One employee record. Every field is checked when the run is processed: a broken field is
-/// an issue of the run, not a failed push.
+/// an issue of the run (with a code and remediation steps), not a failed push. An absent
+/// field leaves the directory's value as it is; `null` (or empty text) clears it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct UserRecord {
+    /// The HR tool's own id of the person; required for the record to be applied.
     #[schema(example = "E1042")]
     external_id: Option<String>,
+    /// Work e-mail address, `name@company.com`; required.
     #[schema(example = "ada.lovelace@example.com")]
     email: Option<String>,
+    /// Letters, digits, `.`, `_`, `@` and `+`.
+    #[schema(example = "ada.lovelace")]
     username: Option<String>,
+    /// Required.
     #[schema(example = "Ada")]
     first_name: Option<String>,
+    /// Required.
     #[schema(example = "Lovelace")]
     last_name: Option<String>,
-    /// YYYY-MM-DD
+    /// YYYY-MM-DD.
     #[schema(example = "2024-03-01")]
     start_date: Option<String>,
     /// YYYY-MM-DD; a past end date offboards the user.
+    #[schema(example = json!(null))]
     end_date: Option<String>,
-    /// MM/DD/YYYY
+    /// MM/DD/YYYY (month first).
     #[schema(example = "12/10/1985")]
     date_of_birth: Option<String>,
+    /// One of the organization's allowed values (by default `M` or `F`).
     #[schema(example = "F")]
     gender: Option<String>,
-    /// +<country code> <number>
+    /// `+<country code> <number>`, e.g. `+44 2071838750`.
     #[schema(example = "+44 2071838750")]
     phone: Option<String>,
+    /// The manager's `external_id` (in this push or already in the directory).
     #[schema(example = "E1001")]
     manager_external_id: Option<String>,
-    /// member, admin or guest
+    /// `member`, `admin` or `guest` (any letter case). Default `member`.
     #[schema(example = "member")]
     role: Option<String>,
-    /// all_trips, out_of_policy or none
+    /// `all_trips`, `out_of_policy` or `none`.
+    #[schema(example = "out_of_policy")]
     approval_process: Option<String>,
-    /// active, terminated or rescinded
+    /// `active`, `terminated` or `rescinded`.
+    #[schema(example = "active")]
     employment_status: Option<String>,
+    /// Team names; a team that does not exist yet is created.
+    #[schema(example = json!(["Engineering"]))]
     teams: Option<Vec<String>>,
+    /// Values of the organization's custom fields, by field name.
+    #[schema(example = json!({"cost_center": "CC-204"}))]
     custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A safe push to try: an incremental dry run (nothing is applied) of two valid people and
+/// one whose date of birth is not MM/DD/YYYY, so that the report shows an issue.
+fn push_example() -> serde_json::Value {
+    serde_json::json!({
+        "source": "bamboohr",
+        "mode": "incremental",
+        "dry_run": true,
+        "users": [
+            {
+                "external_id": "E1001", "email": "ada.lovelace@example.com",
+                "first_name": "Ada", "last_name": "Lovelace", "start_date": "2024-03-01",
+                "date_of_birth": "12/10/1985", "phone": "+44 2071838750", "gender": "F",
+                "role": "admin", "teams": ["Engineering"]
+            },
+            {
+                "external_id": "E1002", "email": "grace.hopper@example.com",
+                "first_name": "Grace", "last_name": "Hopper", "start_date": "2024-03-04",
+                "manager_external_id": "E1001", "teams": ["Engineering"]
+            },
+            {
+                "external_id": "E1003", "email": "alan.turing@example.com",
+                "first_name": "Alan", "last_name": "Turing", "start_date": "2024-04-01",
+                "manager_external_id": "E1001", "date_of_birth": "1912-06-23"
+            }
+        ]
+    })
 }
 
 /// Push a batch of employee records
@@ -180,15 +259,18 @@ pub struct UserRecord {
 /// background (poll `GET /v1/syncs/{id}`). With an `Idempotency-Key` header, the same key
 /// and body return the first run (200) for 24 hours.
 #[utoipa::path(
+    operation_id = "pushSync",
     tag = "syncs",
-    request_body(content = PushBody, content_type = "application/json"),
+    request_body(content = PushBody, content_type = "application/json", example = push_example),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the same run."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, max_length = 255, min_length = 1, pattern = "^[!-~]+$",
+            description = "Makes retries safe: the same key and body return the same run. 1 to 255 visible ASCII characters (no spaces)."),
     ),
     responses(
         (status = 202, description = "The push is stored and queued.", body = RunView,
-            headers(("Location" = String, description = "The run's URL"))),
-        (status = 200, description = "Replay of an Idempotency-Key: the first run.", body = RunView),
+            headers(("Location" = String, description = "The run's URL, `/v1/syncs/{id}`."))),
+        (status = 200, description = "Replay of an Idempotency-Key: the first run.", body = RunView,
+            headers(("Location" = String, description = "The run's URL, `/v1/syncs/{id}`."))),
         (status = 400, description = "Malformed request.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the sync:write scope.", body = Problem, content_type = "application/problem+json"),
@@ -302,10 +384,10 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, AppError> {
     let Some(value) = req.headers().get("Idempotency-Key") else {
         return Ok(None);
     };
-    let key = value.to_str().map(str::trim).unwrap_or("");
-    if key.is_empty() || key.len() > 255 {
+    let key = value.to_str().unwrap_or("");
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(AppError::bad_request(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces).",
         ));
     }
     Ok(Some(key.to_owned()))
@@ -315,25 +397,62 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, AppError> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunListParams {
+    /// Only runs in this status.
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub status: Option<RunStatus>,
     /// Exact source name.
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub source: Option<String>,
     /// Runs created at or after this time (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC).
+    #[param(schema_with = time_filter_schema)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub since: Option<String>,
     /// Runs created before this time (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC).
+    #[param(schema_with = time_filter_schema)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub until: Option<String>,
 }
 
+page_schema!(
+    /// A page of runs, newest first.
+    RunPage,
+    RunView
+);
+
+/// A time filter: an RFC 3339 time with any offset, or a date (its midnight, UTC).
+pub fn time_filter_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    AnyOfBuilder::new()
+        .description(Some(
+            "An RFC 3339 time with any offset (2026-11-25T09:00:00Z), or a date (2026-11-25) \
+meaning its midnight, UTC.",
+        ))
+        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(
+            utoipa::openapi::SchemaFormat::Custom("date-time".into()),
+        )))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::Custom("date".into()))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0))
+                .description(Some("Empty: the filter is not set.")),
+        )
+        .into()
+}
+
 /// List runs, newest first
+///
+/// Filters combine; an empty value (`?status=`) means the filter is not set.
 #[utoipa::path(
+    operation_id = "listSyncRuns",
     tag = "syncs",
     params(RunListParams, PageParams),
     responses(
-        (status = 200, description = "A page of runs.", body = Page<RunView>),
+        (status = 200, description = "A page of runs.", body = RunPage),
         (status = 400, description = "A filter, limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
     )
@@ -400,9 +519,13 @@ pub fn instant(name: &str, text: &str) -> Result<String, AppError> {
 }
 
 /// Read a run
+///
+/// The run's status, counts, issue totals and progress: poll it after a push until
+/// `finished_at` is set.
 #[utoipa::path(
+    operation_id = "getSyncRun",
     tag = "syncs",
-    params(("id" = String, Path, description = "The run id.")),
+    params(("id" = String, Path, format = "uuid", description = "The run id.")),
     responses(
         (status = 200, description = "The run.", body = RunView),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
@@ -431,8 +554,9 @@ pub async fn get(
 /// as it is now, e.g. after fixing the issues a run reported. The new run names the original
 /// in `retry_of`.
 #[utoipa::path(
+    operation_id = "retrySyncRun",
     tag = "syncs",
-    params(("id" = String, Path, description = "The run to run again.")),
+    params(("id" = String, Path, format = "uuid", description = "The run to run again.")),
     responses(
         (status = 202, description = "The new run is queued.", body = RunView,
             headers(("Location" = String, description = "The new run's URL"))),

@@ -5,52 +5,85 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
-    check_search_text, search_key, ApprovalProcess, Email, PendingArchiveReason, Role, UserState,
+    check_search_text, search_key, ApprovalProcess, Email, EmploymentStatus, PendingArchiveReason,
+    Role, UserState,
 };
 use crate::error::{AppError, FieldError, Problem};
 use crate::http::auth::{AdminAccess, ReadAccess};
-use crate::http::pagination::{Page, PageParams};
+use crate::http::pagination::{page_schema, Page, PageParams};
 use crate::http::AppState;
 use crate::store::models::UserRow;
 use crate::store::{now, users, write_transaction, DbConn};
 
-/// A user of the directory.
+/// A user of the directory. Every field is always present; optional values are `null`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
+    #[schema(format = "uuid", example = "0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f")]
     pub id: String,
+    /// The HR tool's id of the person; `null` for a user invited by hand.
+    #[schema(required = true, example = "E1001")]
     pub external_id: Option<String>,
+    #[schema(format = "email", example = "ada.lovelace@example.com")]
     pub email: String,
+    #[schema(required = true, example = "ada.lovelace")]
     pub username: Option<String>,
+    #[schema(example = "Ada")]
     pub first_name: String,
+    #[schema(example = "Lovelace")]
     pub last_name: String,
     pub state: UserState,
+    #[schema(value_type = Role)]
     pub role: String,
+    #[schema(value_type = ApprovalProcess)]
     pub approval_process: String,
+    #[schema(value_type = EmploymentStatus)]
     pub employment_status: String,
+    /// The manager's user id.
+    #[schema(required = true, format = "uuid", example = json!(null))]
     pub manager_id: Option<String>,
+    /// The manager's external id.
+    #[schema(required = true, example = json!(null))]
     pub manager_external_id: Option<String>,
+    #[schema(example = json!(["Engineering"]))]
     pub teams: Vec<String>,
-    /// YYYY-MM-DD
+    #[schema(required = true, format = "date", example = "2024-03-01")]
     pub start_date: Option<String>,
-    /// YYYY-MM-DD
+    #[schema(required = true, format = "date", example = json!(null))]
     pub end_date: Option<String>,
-    /// MM/DD/YYYY
+    /// MM/DD/YYYY, as HR tools send it.
+    #[schema(
+        required = true,
+        pattern = "^[0-9]{2}/[0-9]{2}/[0-9]{4}$",
+        example = "12/10/1985"
+    )]
     pub date_of_birth: Option<String>,
+    #[schema(required = true, example = "F")]
     pub gender: Option<String>,
+    /// `+<country code> <number>`.
+    #[schema(required = true, example = "+44 2071838750")]
     pub phone: Option<String>,
-    #[schema(value_type = Object)]
-    pub custom_fields: serde_json::Value,
+    /// Values of the organization's custom fields, by field name.
+    #[schema(example = json!({"cost_center": "CC-204"}))]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
     /// Set by the host application; an offboarding waits while it is above zero.
+    #[schema(minimum = 0, example = 0)]
     pub upcoming_trips: i32,
+    #[schema(format = "date-time", example = "2026-11-25T09:00:01.402113Z")]
     pub created_at: String,
+    #[schema(format = "date-time", example = "2026-11-25T09:00:01.402113Z")]
     pub updated_at: String,
+    /// When the user was archived; `null` unless archived.
+    #[schema(required = true, format = "date-time", example = json!(null))]
     pub archived_at: Option<String>,
     /// The groups the provisioning settings' group rules give the user.
+    #[schema(example = json!(["Sales EMEA"]))]
     pub groups: Vec<String>,
     /// Why a `pending_archive` user waits: `upcoming_trips`, or `missing_from_full_sync` (the
     /// archive grace period); `null` in any other state.
+    #[schema(required = true, example = json!(null))]
     pub pending_archive_reason: Option<PendingArchiveReason>,
-    /// When the user became `pending_archive` (RFC 3339).
+    /// When the user became `pending_archive`.
+    #[schema(required = true, format = "date-time", example = json!(null))]
     pub pending_archive_since: Option<String>,
 }
 
@@ -119,20 +152,31 @@ fn view(conn: &mut DbConn, organization_id: &str, row: UserRow) -> Result<UserVi
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserListParams {
+    /// Only users in this state.
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub state: Option<UserState>,
     /// Part of a name, e-mail or external id; case and accents are ignored.
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub q: Option<String>,
 }
 
+page_schema!(
+    /// A page of users, in creation order.
+    UserPage,
+    UserView
+);
+
 /// List users
+///
+/// The directory, in creation order. Filters combine; an empty value (`?state=`) means the
+/// filter is not set.
 #[utoipa::path(
+    operation_id = "listUsers",
     tag = "users",
     params(UserListParams, PageParams),
     responses(
-        (status = 200, description = "A page of users, in creation order.", body = Page<UserView>),
+        (status = 200, description = "A page of users, in creation order.", body = UserPage),
         (status = 400, description = "A filter, limit or cursor is not valid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
     )
@@ -180,16 +224,19 @@ pub async fn list(
 }
 
 /// Read a user
+///
+/// One user of the directory, with their manager's external id.
 #[utoipa::path(
+    operation_id = "getUser",
     tag = "users",
-    params(("id" = String, Path, description = "The user id.")),
+    params(("id" = String, Path, format = "uuid", description = "The user id.")),
     responses(
         (status = 200, description = "The user.", body = UserView),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user in this organization.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[get("/users/{id}")]
+#[get("/users/{id}", guard = "not_invitations")]
 pub async fn get(
     caller: ReadAccess,
     id: web::Path<String>,
@@ -206,6 +253,12 @@ pub async fn get(
     Ok(web::Json(user))
 }
 
+/// `/v1/users/invitations` is a path of its own (POST only): another method on it is a 405,
+/// not a user whose id is "invitations".
+fn not_invitations(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
+    !ctx.head().uri.path().ends_with("/users/invitations")
+}
+
 fn find_user(conn: &mut DbConn, organization_id: &str, id: &str) -> Result<UserRow, AppError> {
     users::find(conn, organization_id, id)?
         .ok_or_else(|| AppError::NotFound(format!("There is no user {id:?} in this organization.")))
@@ -216,14 +269,19 @@ fn find_user(conn: &mut DbConn, organization_id: &str, id: &str) -> Result<UserR
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// Upcoming trips of the user; while above zero, an offboarding waits (`pending_archive`).
-    #[schema(minimum = 0, maximum = 1000000)]
-    pub upcoming_trips: i32,
+    #[schema(value_type = i32, minimum = 0, maximum = 1000000, example = 2)]
+    #[serde(deserialize_with = "crate::http::params::whole_number")]
+    pub upcoming_trips: i64,
 }
 
 /// Set a user's upcoming trips
+///
+/// The host application reports how many trips the user has booked; while that is above zero
+/// an offboarding waits (`pending_archive`), and it completes once the count is back to zero.
 #[utoipa::path(
+    operation_id = "updateUser",
     tag = "users",
-    params(("id" = String, Path, description = "The user id.")),
+    params(("id" = String, Path, format = "uuid", description = "The user id.")),
     request_body = UserPatch,
     responses(
         (status = 200, description = "The user, changed.", body = UserView),
@@ -235,7 +293,7 @@ pub struct UserPatch {
         (status = 422, description = "A field is not valid.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[patch("/users/{id}")]
+#[patch("/users/{id}", guard = "not_invitations")]
 pub async fn update(
     caller: AdminAccess,
     id: web::Path<String>,
@@ -243,7 +301,10 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<web::Json<UserView>, AppError> {
     let trips = body.upcoming_trips;
-    if !(0..=1_000_000).contains(&trips) {
+    let Some(trips) = i32::try_from(trips)
+        .ok()
+        .filter(|trips| (0..=1_000_000).contains(trips))
+    else {
         return Err(AppError::unprocessable(
             "upcoming_trips must be between 0 and 1000000.",
             vec![FieldError::new(
@@ -251,7 +312,7 @@ pub async fn update(
                 "must be between 0 and 1000000",
             )],
         ));
-    }
+    };
     let id = id.into_inner();
     let pool = state.pool.clone();
     let user = web::block(move || -> Result<_, AppError> {
@@ -271,11 +332,29 @@ pub async fn update(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invitation {
-    #[schema(example = "grace.hopper@example.com")]
+    /// A work e-mail address, `name@company.com`.
+    #[schema(
+        format = "email",
+        max_length = 254,
+        pattern = "^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        example = "katherine.johnson@example.com"
+    )]
     pub email: String,
-    #[schema(example = "Grace")]
+    /// 1 to 255 characters, not blank, without control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Katherine"
+    )]
     pub first_name: String,
-    #[schema(example = "Hopper")]
+    /// 1 to 255 characters, not blank, without control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Johnson"
+    )]
     pub last_name: String,
     /// Default member.
     pub role: Option<Role>,
@@ -286,10 +365,15 @@ pub struct Invitation {
 /// Creates an `invited` user. A later sync with the same e-mail reports
 /// USER_EXISTS_IN_INVITED_STATE until the invitation is revoked.
 #[utoipa::path(
+    operation_id = "inviteUser",
     tag = "users",
-    request_body = Invitation,
+    request_body(content = Invitation, example = json!({
+        "email": "katherine.johnson@example.com", "first_name": "Katherine",
+        "last_name": "Johnson", "role": "member"
+    })),
     responses(
-        (status = 201, description = "The invited user.", body = UserView),
+        (status = 201, description = "The invited user.", body = UserView,
+            headers(("Location" = String, description = "The user's URL, `/v1/users/{id}`."))),
         (status = 400, description = "Malformed JSON.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the admin scope.", body = Problem, content_type = "application/problem+json"),
@@ -366,8 +450,9 @@ pub async fn invite(
 /// Deletes a user who was invited by hand and never became active, so that a sync can
 /// create them from the HR record.
 #[utoipa::path(
+    operation_id = "revokeInvitation",
     tag = "users",
-    params(("id" = String, Path, description = "The user id.")),
+    params(("id" = String, Path, format = "uuid", description = "The invited user's id.")),
     responses(
         (status = 204, description = "The invitation is revoked and the invited user removed."),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),

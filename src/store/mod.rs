@@ -19,6 +19,7 @@ pub mod tokens;
 pub mod users;
 
 mod pool;
+pub mod sqlite_file;
 
 pub use pool::{
     begin_bulk_write, checkpoint, connect, durable_write_transaction, end_bulk_write, migrate,

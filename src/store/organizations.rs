@@ -49,6 +49,23 @@ fn insert_with_admin_token(conn: &mut DbConn, name: &str) -> QueryResult<Created
     })
 }
 
+/// Every organization, oldest first.
+pub fn list(conn: &mut DbConn) -> QueryResult<Vec<OrganizationRow>> {
+    organizations::table
+        .order((organizations::created_at.asc(), organizations::id.asc()))
+        .select(OrganizationRow::as_select())
+        .load(conn)
+}
+
+/// The organizations whose id or name is `key` (several only when names repeat).
+pub fn find_by_id_or_name(conn: &mut DbConn, key: &str) -> QueryResult<Vec<OrganizationRow>> {
+    organizations::table
+        .filter(organizations::id.eq(key).or(organizations::name.eq(key)))
+        .order(organizations::created_at.asc())
+        .select(OrganizationRow::as_select())
+        .load(conn)
+}
+
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<OrganizationRow>> {
     organizations::table
         .find(id)

@@ -103,6 +103,7 @@ impl ManageConnection for ConnectionManager {
 /// Builds the pool and migrates the database. Fails fast when the database cannot be reached.
 pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::new(url)?;
+    super::sqlite_file::check_writable(url)?;
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))

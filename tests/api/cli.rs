@@ -183,4 +183,69 @@ fn serve_on_an_empty_database_prints_the_admin_token_once_and_stops_on_sigterm()
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut again.stdout.take().unwrap(), &mut rest).unwrap();
     assert!(!rest.contains("hsk_"), "{rest}");
+    assert!(
+        rest.contains("To get one: hris-sync token create --org default --scope admin"),
+        "a start without a new token says how to create one: {rest}"
+    );
+}
+
+#[test]
+fn org_list_shows_ids_names_and_times_and_org_accepts_a_name_or_an_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, stdout, stderr) = hris_sync(&url, &["org", "create", "acme"]);
+    assert!(ok, "{stderr}");
+    let acme = json(&stdout);
+    let secret = acme["token"].as_str().unwrap().to_owned();
+    hris_sync(&url, &["org", "create", "globex"]);
+
+    let (ok, stdout, stderr) = hris_sync(&url, &["org", "list"]);
+    assert!(ok, "{stderr}");
+    let listed = json(&stdout);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme", "globex"]);
+    assert_eq!(listed[0]["organization_id"], acme["organization_id"]);
+    assert!(listed[0]["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(!stdout.contains(&secret), "org list never shows a token");
+    assert!(!stdout.contains("hsk_"), "{stdout}");
+
+    // By name and by id, the same organization.
+    let by_name = json(
+        &hris_sync(
+            &url,
+            &["token", "create", "--org", "acme", "--scope", "sync:read"],
+        )
+        .1,
+    );
+    assert_eq!(by_name["organization_id"], acme["organization_id"]);
+    let id = acme["organization_id"].as_str().unwrap();
+    let (ok, stdout, _) = hris_sync(&url, &["token", "list", "--org", id]);
+    assert!(ok);
+    assert_eq!(json(&stdout).as_array().unwrap().len(), 2);
+    let (ok, stdout, _) = hris_sync(&url, &["token", "list", "--org", "globex"]);
+    assert!(ok);
+    assert_eq!(json(&stdout).as_array().unwrap().len(), 1);
+
+    // A name is unique, so that it can stand for the organization.
+    let (ok, _, stderr) = hris_sync(&url, &["org", "create", "acme"]);
+    assert!(!ok);
+    assert!(stderr.contains("already named"), "{stderr}");
+    let (ok, _, stderr) = hris_sync(&url, &["token", "list", "--org", "initech"]);
+    assert!(!ok);
+    assert!(stderr.contains("org list"), "{stderr}");
+}
+
+#[test]
+fn a_database_file_that_cannot_be_written_stops_the_start_with_advice_for_docker() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing/hris-sync.db", dir.path().display());
+    let (ok, _, stderr) = hris_sync(&url, &["migrate"]);
+    assert!(!ok);
+    assert!(stderr.contains("must exist and be writable"), "{stderr}");
+    assert!(stderr.contains("uid 10001"), "{stderr}");
 }

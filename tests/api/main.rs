@@ -3,6 +3,7 @@
 mod approval_gate;
 mod auth;
 mod cli;
+mod docs;
 mod error_codes;
 mod errors;
 mod exports;
