@@ -2,6 +2,7 @@
 //! (authentication, problem+json errors, request ids and metrics).
 
 pub mod auth;
+pub mod csv_log;
 pub mod error_codes;
 pub mod events;
 pub mod health;
@@ -72,6 +73,7 @@ where
                 .service(syncs::list)
                 .service(syncs::get)
                 .service(syncs::retry)
+                .service(csv_log::get_log_csv)
                 .service(events::list)
                 .service(error_codes::list)
                 .service(error_codes::get)

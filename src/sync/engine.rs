@@ -19,8 +19,8 @@ use crate::sync::approval::check_approval_flow;
 use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::Directory;
 use crate::sync::duplicates::mark_duplicates;
+use crate::sync::intake::{read_records, ReadRecords, Unreadable};
 use crate::sync::plan::{needs_full_row, plan, PlanContext, Totals};
-use crate::sync::push::{read_json_records, ReadRecords};
 use crate::sync::validate::Rules;
 
 /// Processes a claimed (`running`) run to its final status. Errors are those of the run's
@@ -52,19 +52,16 @@ pub fn process_run(
             tracing::warn!(%error, "cannot record the run's progress");
         }
     };
-    let read = read_json_records(&body, &rules, &mut report_progress);
+    let read = read_records(&run.content_type, &body, &rules, &mut report_progress);
     drop(body);
     phases.mark("read_and_validate");
     let ReadRecords {
         mut candidates,
-        unknown_fields,
+        warnings,
     } = match read {
         Ok(read) => read,
-        Err(error) => {
-            let line = log_line(
-                LogLevel::Error,
-                format!("The stored push cannot be read: {error}. Nothing was applied."),
-            );
+        Err(Unreadable(reason)) => {
+            let line = log_line(LogLevel::Error, reason);
             runs::finish(conn, &run.id, RunStatus::Failed, None, &[line])?;
             return Ok(RunStatus::Failed);
         }
@@ -72,14 +69,9 @@ pub fn process_run(
     mark_duplicates(&mut candidates);
     phases.mark("duplicates");
 
-    let mut logs: Vec<LogLine> = unknown_fields
-        .iter()
-        .map(|(field, (records, first_row))| {
-            log_line(
-                LogLevel::Warning,
-                format!("{records} record(s) carry the field {field:?} (first at row {first_row}), which is not part of the record format and was ignored."),
-            )
-        })
+    let mut logs: Vec<LogLine> = warnings
+        .into_iter()
+        .map(|warning| log_line(LogLevel::Warning, warning))
         .collect();
 
     begin_bulk_write(conn)?;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod csv_uploads;
 mod error_codes;
 mod errors;
 mod health;
