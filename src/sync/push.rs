@@ -401,6 +401,31 @@ mod tests {
         assert!(check_json_envelope(r#"{"users": [], "source": null}"#, 10).is_ok());
     }
 
+    fn params(source: Option<&str>, mode: Option<&str>, dry_run: Option<&str>) -> UploadParams {
+        UploadParams {
+            source: source.map(str::to_owned),
+            mode: mode.map(str::to_owned),
+            dry_run: dry_run.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn upload_parameters_have_the_defaults_and_rules_of_the_json_envelope() {
+        assert_eq!(
+            check_upload_params(&params(None, None, None)),
+            Ok(("api".to_owned(), SyncMode::Incremental, false))
+        );
+        assert_eq!(
+            check_upload_params(&params(Some(" hris "), Some("full"), Some("true"))),
+            Ok(("hris".to_owned(), SyncMode::Full, true))
+        );
+        let errors = check_upload_params(&params(Some(" "), Some("all"), Some("yes"))).unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("source "));
+        assert!(errors[1].starts_with("mode "));
+        assert!(errors[2].starts_with("dry_run "));
+    }
+
     fn pointers(body: &str) -> Vec<String> {
         check_json_envelope_default(body)
             .unwrap_err()

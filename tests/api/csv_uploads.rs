@@ -661,7 +661,9 @@ fn log_csv_is_404_for_a_json_run_and_409_with_retry_after_while_a_run_is_pending
     );
     assert_problem(log_csv(&app, "no-such-run"), 404);
 
-    // Stored without waking the worker, which polls once an hour here: it stays pending.
+    // Stored without waking the worker, which polls once an hour here: it stays pending. (The
+    // pause lets the worker go back to sleep after the JSON run.)
+    std::thread::sleep(Duration::from_millis(300));
     let mut conn = hris_sync::store::connect(&app.database_url, 1)
         .expect("db")
         .get()

@@ -678,6 +678,18 @@ mod tests {
     }
 
     #[test]
+    fn line_numbers_count_crlf_quoted_line_breaks_and_blank_lines() {
+        let text = format!(
+            "\r\n{HEADER}\r\nE1,a@b.co,\"Ada\r\n\r\nMarie\",Lovelace,2024-01-01\r\n\r\n\r\nE2,b@b.co,Bob,Smith,2024-01-01\r\nE3,c@b.co,\"\"\"Cy\"\"\",Young,2024-01-01"
+        );
+        let read = read_csv(&text).unwrap();
+        let rows: Vec<u32> = read.candidates.iter().map(|c| c.row).collect();
+        assert_eq!(rows, [3, 8, 9]);
+        let cy = read.candidates[2].record.as_ref().expect("valid");
+        assert_eq!(cy.first_name, "\"Cy\"");
+    }
+
+    #[test]
     fn a_line_with_the_wrong_number_of_fields_is_an_issue_and_the_rest_goes_on() {
         let text = format!(
             "{HEADER}\nE1,a@b.co,Ada,Lovelace,2024-01-01,extra\nE2,b@b.co,Bob\nE3,c@b.co,Cy,Young,2024-01-01\n"
