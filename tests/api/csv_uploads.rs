@@ -273,6 +273,20 @@ fn a_gzip_upload_is_decoded() {
         log,
         format!("ImportStatus,ImportDetail,{HEADER}\nUserCreated,,E1,a@example.com,Ada,Lovelace,2024-01-01\n")
     );
+
+    // A JSON push may be compressed the same way.
+    let body = json!({"users": [crate::helpers::person("E2")]}).to_string();
+    let response = app
+        .request(Method::POST, "/v1/syncs")
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(gzip(body.as_bytes()))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let run: Value = response.json().unwrap();
+    let run = app.wait_for_run(run["id"].as_str().unwrap());
+    assert_eq!(run["counts"]["created"], 1, "{run}");
 }
 
 #[test]
@@ -724,4 +738,49 @@ fn the_openapi_document_shows_both_request_bodies_and_the_csv_log() {
         .as_str()
         .unwrap()
         .contains("DuplicateUser"));
+}
+
+#[test]
+fn a_large_log_csv_streams_every_line_in_order_and_a_retry_of_an_upload_reads_the_file_again() {
+    let app = spawn_app();
+    let people = 3_000;
+    let mut text = String::from("external_id,email,first_name,last_name,start_date,teams,note\n");
+    for i in 0..people {
+        text.push_str(&format!(
+            "E{i:05},person.{i}@example.com,Fïrst {i},\"Last, {i}\",2024-01-01,Team {}|All,\"a note long enough to fill the chunks of the stream, {i}\"\n",
+            i % 7
+        ));
+    }
+    let run = sync_csv(&app, "mode=full", &text);
+    assert_eq!(run["counts"]["created"], people, "{run}");
+    let log = log_csv(&app, run["id"].as_str().unwrap()).text().unwrap();
+    assert!(
+        log.len() > 256 * 1024,
+        "several chunks: {} bytes",
+        log.len()
+    );
+    let original = records(&text, b',');
+    let logged = records(&log, b',');
+    assert_eq!(logged.len(), original.len());
+    for (line, original) in logged.iter().zip(&original).skip(1) {
+        assert_eq!(line[0], "UserCreated");
+        assert_eq!(line[2..], original[..]);
+    }
+
+    let response = app
+        .request(
+            Method::POST,
+            &format!("/v1/syncs/{}/retry", run["id"].as_str().unwrap()),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let retry: Value = response.json().unwrap();
+    let retry = app.wait_for_run(retry["id"].as_str().unwrap());
+    assert_eq!(retry["status"], "succeeded", "{retry}");
+    assert_eq!(retry["counts"]["unchanged"], people);
+    let log = log_csv(&app, retry["id"].as_str().unwrap()).text().unwrap();
+    let logged = records(&log, b',');
+    assert_eq!(logged.len(), original.len());
+    assert!(logged.iter().skip(1).all(|line| line[0] == "NoActionDone"));
 }
