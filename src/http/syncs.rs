@@ -275,17 +275,7 @@ pub async fn push(
                 },
             ),
         };
-        stored.map_err(|rejected| match rejected {
-            PushRejected::Malformed(errors) => AppError::unprocessable(
-                "The push is not a well-formed sync request; nothing was stored.",
-                errors,
-            ),
-            PushRejected::Parameters(errors) => {
-                AppError::bad_request(format!("{} Nothing was stored.", errors.join(" ")))
-            }
-            PushRejected::File(reason) => AppError::unprocessable(reason, Vec::new()),
-            PushRejected::Store(error) => AppError::from(error),
-        })
+        stored.map_err(rejection)
     })
     .await??;
     match stored {
@@ -303,6 +293,22 @@ pub async fn push(
             "This Idempotency-Key was already used with a different request body; use a new key for a new push.",
             Vec::new(),
         )),
+    }
+}
+
+/// Why a push was refused, as the client reads it.
+fn rejection(rejected: PushRejected) -> AppError {
+    match rejected {
+        PushRejected::Malformed(errors) => AppError::unprocessable(
+            "The push is not a well-formed sync request; nothing was stored.",
+            errors,
+        ),
+        PushRejected::Parameters(errors) => {
+            AppError::bad_request(format!("{} Nothing was stored.", errors.join(" ")))
+        }
+        // The file-level sentence is the whole answer: it names what to fix in the file.
+        PushRejected::File(reason) => AppError::unprocessable(reason, Vec::new()),
+        PushRejected::Store(error) => AppError::from(error),
     }
 }
 

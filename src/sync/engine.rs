@@ -52,7 +52,13 @@ pub fn process_run(
             tracing::warn!(%error, "cannot record the run's progress");
         }
     };
-    let read = read_records(&run.content_type, &body, &rules, &mut report_progress);
+    let read = read_records(
+        &run.content_type,
+        &body,
+        total,
+        &rules,
+        &mut report_progress,
+    );
     drop(body);
     phases.mark("read_and_validate");
     let ReadRecords {

@@ -568,7 +568,7 @@ mod tests {
             settings: &settings,
             today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
         };
-        read_records("text/csv", text, &rules, &mut |_| {})
+        read_records("text/csv", text, 0, &rules, &mut |_| {})
     }
 
     fn codes(candidate: &Candidate) -> Vec<&'static str> {

@@ -93,7 +93,6 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UnknownFields, A::Error> {
         let stream = self.stream;
-        stream.reserve(seq.size_hint().unwrap_or(0));
         let mut unknown_fields = UnknownFields::new();
         while let Some(element) = seq.next_element::<&'de RawValue>()? {
             let row = u32::try_from(stream.len() + 1).unwrap_or(u32::MAX);
@@ -127,7 +126,7 @@ mod tests {
             settings: &settings,
             today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
         };
-        read_records(JSON_CONTENT_TYPE, body, &rules, progress)
+        read_records(JSON_CONTENT_TYPE, body, 0, &rules, progress)
     }
 
     #[test]

@@ -57,14 +57,17 @@ pub struct ReadRecords {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable(pub String);
 
-/// Reads a stored push with the reader its content type names.
+/// Reads a stored push with the reader its content type names. `expected_records` (counted
+/// when the push was stored) sizes the list once, instead of growing it by doubling.
 pub fn read_records(
     content_type: &str,
     body: &str,
+    expected_records: usize,
     rules: &Rules<'_>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<ReadRecords, Unreadable> {
     let mut stream = RecordStream::new(rules, progress);
+    stream.reserve(expected_records);
     let warnings = match Format::of(content_type) {
         Some(Format::Json) => json::read(body, &mut stream)?,
         Some(Format::Csv) => csv::read(body, rules, &mut stream)?,
