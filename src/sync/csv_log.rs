@@ -240,43 +240,10 @@ impl CsvLog {
             )),
             _ => None,
         };
-        let mut lines: HashMap<u32, Outcome> = HashMap::new();
-        let mut unlisted: Vec<Unlisted> = Vec::new();
-        let mut unlisted_index: HashMap<String, usize> = HashMap::new();
-        if whole_run.is_none() {
-            let mut after = 0;
-            loop {
-                let page = events::outcomes(conn, &run.id, after, EVENT_PAGE)?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for event in &page {
-                    match (event.source_row, &event.user_id) {
-                        (Some(row), _) => lines
-                            .entry(u32::try_from(row).unwrap_or(0))
-                            .or_default()
-                            .add(event),
-                        (None, Some(user_id)) if event.entity == "user" => {
-                            let index =
-                                *unlisted_index.entry(user_id.clone()).or_insert_with(|| {
-                                    unlisted.push(Unlisted {
-                                        external_id: event.external_id.clone(),
-                                        email: event.email.clone(),
-                                        first_name: event.first_name.clone(),
-                                        last_name: event.last_name.clone(),
-                                        outcome: Outcome::default(),
-                                    });
-                                    unlisted.len() - 1
-                                });
-                            unlisted[index].outcome.add(event);
-                        }
-                        _ => {}
-                    }
-                }
-                if page.len() < usize::try_from(EVENT_PAGE).unwrap_or(usize::MAX) {
-                    break;
-                }
-            }
-        }
+        let (lines, unlisted) = match whole_run {
+            Some(_) => (HashMap::new(), Vec::new()),
+            None => outcomes(conn, &run.id)?,
+        };
         Ok(CsvLog {
             body,
             whole_run,
@@ -386,6 +353,51 @@ pub fn write_csv_log<W: Write>(conn: &mut DbConn, run: &RunRow, out: W) -> Resul
     let log = CsvLog::load(conn, run)?;
     log.write(out)?;
     Ok(())
+}
+
+/// What the run did with each line of the file, by line, and with the users it touched
+/// without a line (archived by a full file), in planned order. Events are read a page at a
+/// time, without their changes.
+fn outcomes(
+    conn: &mut DbConn,
+    run_id: &str,
+) -> diesel::QueryResult<(HashMap<u32, Outcome>, Vec<Unlisted>)> {
+    let mut lines: HashMap<u32, Outcome> = HashMap::new();
+    let mut unlisted: Vec<Unlisted> = Vec::new();
+    let mut unlisted_index: HashMap<String, usize> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = events::outcomes(conn, run_id, after, EVENT_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            match (event.source_row, &event.user_id) {
+                (Some(row), _) => lines
+                    .entry(u32::try_from(row).unwrap_or(0))
+                    .or_default()
+                    .add(event),
+                (None, Some(user_id)) if event.entity == "user" => {
+                    let index = *unlisted_index.entry(user_id.clone()).or_insert_with(|| {
+                        unlisted.push(Unlisted {
+                            external_id: event.external_id.clone(),
+                            email: event.email.clone(),
+                            first_name: event.first_name.clone(),
+                            last_name: event.last_name.clone(),
+                            outcome: Outcome::default(),
+                        });
+                        unlisted.len() - 1
+                    });
+                    unlisted[index].outcome.add(event);
+                }
+                // Teams created on the way have no line of their own.
+                _ => {}
+            }
+        }
+        if page.len() < usize::try_from(EVENT_PAGE).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    Ok((lines, unlisted))
 }
 
 /// The last error line of a failed run's log: why it failed.
