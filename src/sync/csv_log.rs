@@ -545,6 +545,45 @@ mod tests {
     }
 
     #[test]
+    fn the_log_repeats_the_file_with_its_delimiter_line_ends_and_byte_order_mark() {
+        let body = "\u{feff}Note;external_id;email;first_name;last_name\r\n\
+                    \"a; b\";E1;a@b.co;Ada;Lovelace\r\n\
+                    ;;;;\r\n\
+                    x;E2;b@b.co;Bob;\"Multi\r\nLine\"\r\n";
+        let mut created = Outcome::default();
+        created.add(&update("USER_CREATED"));
+        let mut invalid = Outcome::default();
+        invalid.add(&issue("MISSING_START_DATE", "error"));
+        let archived = Unlisted {
+            external_id: Some("E9".into()),
+            email: Some("z@b.co".into()),
+            first_name: Some("Zed".into()),
+            last_name: Some("Old".into()),
+            outcome: {
+                let mut outcome = Outcome::default();
+                outcome.add(&update("USER_ARCHIVED"));
+                outcome
+            },
+        };
+        let log = CsvLog {
+            body: body.to_owned(),
+            whole_run: None,
+            lines: HashMap::from([(2, created), (4, invalid)]),
+            unlisted: vec![archived],
+        };
+        let mut out = Vec::new();
+        log.write(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\u{feff}ImportStatus;ImportDetail;Note;external_id;email;first_name;last_name\r\n\
+             UserCreated;;\"a; b\";E1;a@b.co;Ada;Lovelace\r\n\
+             NoActionDone;\"The line is blank; it was ignored.\";;;;;\r\n\
+             InvalidUser;MISSING_START_DATE: about MISSING_START_DATE;x;E2;b@b.co;Bob;\"Multi\r\nLine\"\r\n\
+             UserArchived;The user was archived: the full file does not list them.;;E9;z@b.co;Zed;Old\r\n"
+        );
+    }
+
+    #[test]
     fn the_reason_of_a_failed_run_is_its_last_error_line() {
         let logs = r#"[{"at": "x", "level": "warning", "message": "w"},
                        {"at": "y", "level": "error", "message": "File contains no data."}]"#;
