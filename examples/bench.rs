@@ -1,13 +1,16 @@
 //! Measures a sync end to end against a real server on a temporary SQLite file.
 //!
 //!     cargo run --release --example bench -- --users 100000
+//!     cargo run --release --example bench -- --users 100000 --csv
 //!
 //! The server runs in a child process (this program re-executed with `--serve`), so that its
 //! peak memory is its own. Prints: seconds from POST to finished for a first full sync,
 //! seconds for re-pushing the same records (all unchanged), records/s, the server's peak
 //! memory, the latency of the report endpoint on the first run, and for each export of that
 //! run (report.csv, log.json, the period sync log as CSV and XLSX): time to the first byte,
-//! total time, size, and how much the server's resident memory grew while it streamed.
+//! total time, size, and how much the server's resident memory grew while it streamed. With
+//! `--csv` the same people are uploaded as a CSV file, and the download of the first run's
+//! log.csv is timed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -41,17 +44,53 @@ fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(600))
         .build()?;
 
-    let body =
-        serde_json::to_vec(&json!({"source": "bench", "mode": "full", "users": company(users)}))?;
+    // `--csv`: the same people as a CSV upload.
+    let csv = args.iter().any(|a| a == "--csv");
+    let push = if csv {
+        Push {
+            body: company_csv(&company(users))?,
+            content_type: "text/csv",
+            path: "/v1/syncs?source=bench&mode=full",
+        }
+    } else {
+        Push {
+            body: serde_json::to_vec(
+                &json!({"source": "bench", "mode": "full", "users": company(users)}),
+            )?,
+            content_type: "application/json",
+            path: "/v1/syncs",
+        }
+    };
     println!(
-        "hris-sync bench: {users} users, {:.1} MB JSON body, SQLite",
-        body.len() as f64 / 1e6
+        "hris-sync bench: {users} users, {:.1} MB {} body, SQLite",
+        push.body.len() as f64 / 1e6,
+        if csv { "CSV" } else { "JSON" }
     );
 
-    let first = timed_sync(&client, &base, &token, &body)?;
+    let first = timed_sync(&client, &base, &token, &push)?;
     report("first full sync", users, &first);
-    let again = timed_sync(&client, &base, &token, &body)?;
+    let again = timed_sync(&client, &base, &token, &push)?;
     report("unchanged re-push", users, &again);
+    if csv {
+        let run_id = first.run["id"].as_str().unwrap_or_default();
+        let at = Instant::now();
+        let response = client
+            .get(format!("{base}/v1/syncs/{run_id}/log.csv"))
+            .bearer_auth(&token)
+            .send()?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "log.csv: {}",
+            response.status()
+        );
+        let log = response.bytes()?;
+        println!(
+            "  log.csv of the first sync: {:.2} s ({:.1} MB, {} lines)",
+            at.elapsed().as_secs_f64(),
+            log.len() as f64 / 1e6,
+            log.iter().filter(|&&b| b == b'\n').count()
+        );
+    }
 
     let run_id = first.run["id"].as_str().unwrap_or_default();
     for (what, query) in [
@@ -109,11 +148,18 @@ fn main() -> anyhow::Result<()> {
     }
     reads_during_exports(&client, &base, &token, run_id)?;
 
-    let peak = peak_memory_kb(child.id()).unwrap_or(0);
+    let peak = memory_kb(child.id(), "VmHWM:").unwrap_or(0);
     println!("server peak memory (VmHWM): {:.0} MB", peak as f64 / 1024.0);
     child.kill()?;
     child.wait()?;
     Ok(())
+}
+
+/// What a sync sends.
+struct Push {
+    body: Vec<u8>,
+    content_type: &'static str,
+    path: &'static str,
 }
 
 struct Timed {
@@ -125,14 +171,14 @@ fn timed_sync(
     client: &reqwest::blocking::Client,
     base: &str,
     token: &str,
-    body: &[u8],
+    push: &Push,
 ) -> anyhow::Result<Timed> {
     let at = Instant::now();
     let response = client
-        .post(format!("{base}/v1/syncs"))
+        .post(format!("{base}{}", push.path))
         .bearer_auth(token)
-        .header("Content-Type", "application/json")
-        .body(body.to_vec())
+        .header("Content-Type", push.content_type)
+        .body(push.body.clone())
         .send()?;
     anyhow::ensure!(
         response.status().as_u16() == 202,
@@ -243,6 +289,41 @@ fn company(size: usize) -> Vec<Value> {
         people.swap(i, (state % (i as u64 + 1)) as usize);
     }
     people
+}
+
+/// The company as a CSV file: the record fields as columns, teams joined with `|`.
+fn company_csv(people: &[Value]) -> anyhow::Result<Vec<u8>> {
+    const COLUMNS: &[&str] = &[
+        "external_id",
+        "email",
+        "first_name",
+        "last_name",
+        "username",
+        "start_date",
+        "date_of_birth",
+        "gender",
+        "phone",
+        "manager_external_id",
+        "role",
+        "approval_process",
+        "teams",
+    ];
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(COLUMNS)?;
+    for person in people {
+        writer.write_record(COLUMNS.iter().map(|column| {
+            match &person[*column] {
+                Value::String(text) => text.clone(),
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                _ => String::new(),
+            }
+        }))?;
+    }
+    Ok(writer.into_inner()?)
 }
 
 /// Four report.csv downloads at once, while the run is read 50 times: the slowest read shows
@@ -366,10 +447,6 @@ fn memory_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn peak_memory_kb(pid: u32) -> Option<u64> {
-    memory_kb(pid, "VmHWM:")
 }
 
 fn flag(args: &[String], name: &str) -> Option<usize> {

@@ -18,6 +18,8 @@ pub enum Category {
     ApprovalFlow,
     /// The state of the directory the record meets.
     Directory,
+    /// A line of an uploaded file that cannot be read as a record (CSV uploads).
+    File,
 }
 
 /// One catalogue entry: an issue code, what it means and the steps that resolve it.
@@ -325,6 +327,16 @@ catalogue! {
         remediation: [
             "Retype the value in your HR tool without line breaks or tabs.",
             "Run the sync again.",
+        ],
+    }
+    CSV_LINE_UNREADABLE {
+        category: File, severity: Error, needs_action: true,
+        title: "A line of the file cannot be read",
+        message: "A line of the uploaded CSV file does not have as many fields as the header, usually because of a stray delimiter or an unbalanced quote. The line was skipped; the rest of the file was synced.",
+        remediation: [
+            "Open the file in a text editor at the line number of the issue.",
+            "Quote any value that contains the delimiter, a quote (written twice inside quotes) or a line break, and remove extra delimiters.",
+            "Upload the file again.",
         ],
     }
     TEAM_NAME_INVALID {

@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod auth;
+pub mod csv_log;
 pub mod error_codes;
 pub mod events;
 pub mod exports;
@@ -90,6 +91,7 @@ where
                 .service(syncs::retry)
                 .service(approvals::approve)
                 .service(approvals::reject)
+                .service(csv_log::get_log_csv)
                 .service(events::list)
                 .service(exports::report_csv)
                 .service(exports::log_json)

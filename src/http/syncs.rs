@@ -17,8 +17,11 @@ use crate::store::models::RunRow;
 use crate::store::runs::{self, RunFilter, Stored};
 use crate::store::timestamp;
 use crate::sync::gate::ApprovalReason;
+use crate::sync::intake::{Format, JSON_CONTENT_TYPE};
 use crate::sync::lifecycle::{self, LifecycleError};
-use crate::sync::push::{store_json_push, JsonPush, PushRejected, JSON_CONTENT_TYPE};
+use crate::sync::push::{
+    store_csv_push, store_json_push, CsvPush, JsonPush, PushRejected, UploadParams,
+};
 
 /// A sync run.
 #[derive(Debug, Serialize, ToSchema)]
@@ -253,30 +256,89 @@ fn push_example() -> serde_json::Value {
     })
 }
 
+/// The query parameters of a CSV upload (a JSON push carries them in its body instead).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the parameters; the handler reads them as UploadParams.
+pub struct UploadQuery {
+    /// CSV uploads only: the HR tool the file comes from. Default `api`.
+    #[param(example = "hris", max_length = 100, min_length = 1)]
+    source: Option<String>,
+    /// CSV uploads only: `full` (users missing from the file are archived) or `incremental`
+    /// (the default).
+    mode: Option<SyncMode>,
+    /// CSV uploads only: plan and report, apply nothing. Default false.
+    dry_run: Option<bool>,
+}
+
+/// An example upload, as a spreadsheet program exports it.
+const CSV_EXAMPLE: &str = "external_id,email,first_name,last_name,start_date,manager_external_id,teams,custom.cost_center\r\n\
+E1001,grace.hopper@example.com,Grace,Hopper,2019-05-01,,Engineering,CC-10\r\n\
+E1042,ada.lovelace@example.com,Ada,Lovelace,2024-03-01,E1001,Engineering|Research,CC-10\r\n\
+E1043,jean.dupont@example.com,\"Jean, Jr.\",Dupont,2024-04-15,E1001,Sales,CC-20\r\n";
+
 /// Push a batch of employee records
 ///
 /// Stores the push durably and answers 202 with the new run; the run is processed in the
 /// background (poll `GET /v1/syncs/{id}`). With an `Idempotency-Key` header, the same key
-/// and body return the first run (200) for 24 hours.
+/// and body (and, for a file, the same query parameters) return the first run (200) for 24
+/// hours.
+///
+/// **JSON** (`application/json`): the envelope below. A malformed envelope is 422 and nothing
+/// is stored.
+///
+/// **CSV upload** (`text/csv`, `text/tab-separated-values` or `application/csv`): a file
+/// of employees, one record per line, with `source`, `mode` and `dry_run` as query parameters.
+/// The header names the columns with the record's field names (matched without regard to
+/// case or surrounding spaces): `external_id`, `email`, `first_name` and `last_name` are
+/// required columns; `username`, `start_date`, `end_date`, `date_of_birth`, `gender`,
+/// `phone`, `manager_external_id`, `role`, `approval_process`, `employment_status` and `teams`
+/// (several teams separated by `|`) are optional; `custom.<key>` columns are custom fields.
+/// Other columns are kept in the stored file and named once in the run's `logs`. The
+/// delimiter (`,`, `;` or tab) is detected from the header line; a UTF-8 byte order mark,
+/// Windows line ends and quoted values with delimiters, quotes and line breaks are read. A
+/// column left out keeps the users' values; an empty cell clears an optional field. A line
+/// break inside a value reads as a space.
+///
+/// File-level failures are answered at once with 422 and nothing is stored (the `detail`
+/// says which): `File encoding is not supported. Please make sure the file is encoded using
+/// UTF-8.` (naming the line of the first bad byte), `File contains no data.` (an empty file
+/// or a header alone), a required column missing (every one named), a column named twice
+/// (named). A line that cannot be read (wrong number of fields, an unclosed quote) is a
+/// `CSV_LINE_UNREADABLE` issue of the run on that line, and the rest of the file goes on;
+/// every issue's `row` is the line of the file (the header is line 1).
+///
+/// Either kind of body may be sent with `Content-Encoding: gzip`; the size limit applies to
+/// the body after decompression.
 #[utoipa::path(
     operation_id = "pushSync",
     tag = "syncs",
-    request_body(content = PushBody, content_type = "application/json", example = push_example),
+    request_body(
+        description = "A JSON push, or a CSV file of employees.",
+        content(
+            (PushBody = "application/json", example = push_example),
+            (String = "text/csv", example = json!(CSV_EXAMPLE)),
+            (String = "text/tab-separated-values"),
+            (String = "application/csv"),
+        )
+    ),
     params(
+        UploadQuery,
         ("Idempotency-Key" = Option<String>, Header, nullable = false, max_length = 255, min_length = 1, pattern = "^[!-~]+$",
-            description = "Makes retries safe: the same key and body return the same run. 1 to 255 visible ASCII characters (no spaces)."),
+            description = "Makes retries safe: the same key and request return the same run. 1 to 255 visible ASCII characters (no spaces)."),
+        ("Content-Encoding" = Option<String>, Header, description = "`gzip` for a compressed body; the size limit applies after decompression."),
     ),
     responses(
         (status = 202, description = "The push is stored and queued.", body = RunView,
             headers(("Location" = String, description = "The run's URL, `/v1/syncs/{id}`."))),
         (status = 200, description = "Replay of an Idempotency-Key: the first run.", body = RunView,
             headers(("Location" = String, description = "The run's URL, `/v1/syncs/{id}`."))),
-        (status = 400, description = "Malformed request.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request: a query parameter of a CSV upload is not valid, query parameters were given with a JSON push, or the gzip body is corrupt.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the sync:write scope.", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over the size limit.", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The envelope is not well formed, or the Idempotency-Key was used for another body.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit (after decompression).", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither JSON nor CSV, or a Content-Encoding other than gzip.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The JSON envelope is not well formed, the CSV file fails a file-level check, or the Idempotency-Key was used for another request.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/syncs")]
@@ -287,37 +349,55 @@ pub async fn push(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let content_type = media_type(&req);
-    if content_type != JSON_CONTENT_TYPE {
-        return Err(AppError::UnsupportedMediaType(format!(
-            "Push employee records as {JSON_CONTENT_TYPE}; got {content_type:?}."
-        )));
-    }
+    let format = Format::of(&content_type).ok_or_else(|| {
+        AppError::UnsupportedMediaType(format!(
+            "Push employee records as {JSON_CONTENT_TYPE}, or upload a file as text/csv (or text/tab-separated-values, application/csv); got {content_type:?}."
+        ))
+    })?;
+    let gzip = is_gzip(&req)?;
+    let params = upload_params(&req, format)?;
     let body = read_body(&req, payload, state.body_limit).await?;
     let idempotency_key = idempotency_key(&req)?;
     let organization_id = caller.organization_id.clone();
     let pool = state.pool.clone();
     let max_records = state.max_records;
+    let body_limit = state.body_limit;
     let stored = web::block(move || -> Result<Stored, AppError> {
-        let mut conn = pool.get()?;
-        let push = JsonPush {
-            organization_id: &organization_id,
-            body: &body,
-            idempotency_key: idempotency_key.as_deref(),
-            max_records,
+        let body = if gzip {
+            gunzip(&body, body_limit)?
+        } else {
+            body
         };
-        store_json_push(&mut conn, &push).map_err(|rejected| match rejected {
-            PushRejected::Malformed(errors) => AppError::unprocessable(
-                "The push is not a well-formed sync request; nothing was stored.",
-                errors,
+        let mut conn = pool.get()?;
+        let stored = match format {
+            Format::Json => store_json_push(
+                &mut conn,
+                &JsonPush {
+                    organization_id: &organization_id,
+                    body: &body,
+                    idempotency_key: idempotency_key.as_deref(),
+                    max_records,
+                },
             ),
-            PushRejected::Store(error) => AppError::from(error),
-        })
+            Format::Csv => store_csv_push(
+                &mut conn,
+                &CsvPush {
+                    organization_id: &organization_id,
+                    content_type: &content_type,
+                    body: &body,
+                    params: &params,
+                    idempotency_key: idempotency_key.as_deref(),
+                    max_records,
+                },
+            ),
+        };
+        stored.map_err(rejection)
     })
     .await??;
     match stored {
         Stored::Created(run) => {
             state.waker.wake();
-            tracing::info!(run_id = %run.id, records = run.progress_total, "push stored");
+            tracing::info!(run_id = %run.id, records = run.progress_total, content_type = %run.content_type, "push stored");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/syncs/{}", run.id)))
                 .json(RunView::from(run)))
@@ -330,6 +410,83 @@ pub async fn push(
             Vec::new(),
         )),
     }
+}
+
+/// Why a push was refused, as the client reads it.
+fn rejection(rejected: PushRejected) -> AppError {
+    match rejected {
+        PushRejected::Malformed(errors) => AppError::unprocessable(
+            "The push is not a well-formed sync request; nothing was stored.",
+            errors,
+        ),
+        PushRejected::Parameters(errors) => {
+            AppError::bad_request(format!("{} Nothing was stored.", errors.join(" ")))
+        }
+        // The file-level sentence is the whole answer: it names what to fix in the file.
+        PushRejected::File(reason) => AppError::unprocessable(reason, Vec::new()),
+        PushRejected::Store(error) => AppError::from(error),
+    }
+}
+
+/// True for `Content-Encoding: gzip`; 415 for an encoding this service cannot decode.
+fn is_gzip(req: &HttpRequest) -> Result<bool, AppError> {
+    let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    let encoding = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match encoding.as_str() {
+        "gzip" | "x-gzip" => Ok(true),
+        "" | "identity" => Ok(false),
+        other => Err(AppError::UnsupportedMediaType(format!(
+            "Content-Encoding {other:?} is not supported; send the body as it is, or gzip it."
+        ))),
+    }
+}
+
+/// Decodes a gzip body, refusing it as soon as it grows over `limit`: a small file that
+/// inflates to gigabytes (a "zip bomb") costs `limit` bytes, not the memory of the machine.
+fn gunzip(compressed: &[u8], limit: usize) -> Result<web::Bytes, AppError> {
+    use std::io::Read as _;
+    let mut decoded = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    flate2::read::MultiGzDecoder::new(compressed)
+        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut decoded)
+        .map_err(|error| {
+            AppError::bad_request(format!(
+                "The body is not valid gzip ({error}); nothing was stored."
+            ))
+        })?;
+    if decoded.len() > limit {
+        return Err(AppError::PayloadTooLarge(format!(
+            "The body is over the limit of {limit} bytes once decompressed; split the push, or raise the limit."
+        )));
+    }
+    Ok(decoded.into())
+}
+
+/// The query parameters of a CSV upload. A JSON push carries them in its body: given in
+/// the query too, they would be silently ignored, so they are refused.
+fn upload_params(req: &HttpRequest, format: Format) -> Result<UploadParams, AppError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        source: Option<String>,
+        mode: Option<String>,
+        dry_run: Option<String>,
+    }
+    let raw = web::Query::<Raw>::from_query(req.query_string())
+        .map_err(|error| AppError::bad_request(format!("The query string is not valid: {error}.")))?
+        .into_inner();
+    let params = UploadParams {
+        source: raw.source,
+        mode: raw.mode,
+        dry_run: raw.dry_run,
+    };
+    if format == Format::Json && params != UploadParams::default() {
+        return Err(AppError::bad_request(
+            "source, mode and dry_run are query parameters of CSV uploads only; a JSON push gives them in its body. Nothing was stored.",
+        ));
+    }
+    Ok(params)
 }
 
 /// Reads the whole body into one buffer sized from Content-Length, so that a 40 MB push

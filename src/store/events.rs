@@ -148,3 +148,50 @@ pub fn applied_runs_in_period(
         .select((sync_runs::id, sync_runs::created_at, sync_runs::finished_at))
         .load(conn)
 }
+
+/// What the CSV log of a run needs of an event: its line, what it did or found, and who.
+#[derive(Debug, Clone, Queryable)]
+pub struct EventOutcome {
+    pub seq: i32,
+    pub source_row: Option<i32>,
+    pub entity: String,
+    pub action: Option<String>,
+    pub code: Option<String>,
+    pub severity: Option<String>,
+    pub message: Option<String>,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// A page of a run's events in planned order, after `after_seq`, without their changes (the
+/// bulk of a created user's event).
+pub fn outcomes(
+    conn: &mut DbConn,
+    run_id: &str,
+    after_seq: i32,
+    limit: i64,
+) -> QueryResult<Vec<EventOutcome>> {
+    sync_events::table
+        .filter(sync_events::run_id.eq(run_id))
+        .filter(sync_events::seq.gt(after_seq))
+        .order(sync_events::seq)
+        .limit(limit)
+        .select((
+            sync_events::seq,
+            sync_events::source_row,
+            sync_events::entity,
+            sync_events::action,
+            sync_events::code,
+            sync_events::severity,
+            sync_events::message,
+            sync_events::external_id,
+            sync_events::email,
+            sync_events::first_name,
+            sync_events::last_name,
+            sync_events::user_id,
+        ))
+        .load(conn)
+}

@@ -22,10 +22,10 @@ use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::{state_of, Directory};
 use crate::sync::duplicates::mark_duplicates;
 use crate::sync::gate::{self, ApprovalReason, PlannedChanges};
+use crate::sync::intake::{read_records, ReadRecords, Unreadable};
 use crate::sync::lifecycle::{self, Decision, LifecycleError, Planned};
 use crate::sync::perimeter::check_new_records;
 use crate::sync::plan::{needs_full_row, plan, Event, PlanContext, Sink, Totals};
-use crate::sync::push::{read_json_records, ReadRecords};
 use crate::sync::seats::Seats;
 use crate::sync::validate::Rules;
 
@@ -104,19 +104,22 @@ fn take_up(
             tracing::warn!(%error, "cannot record the run's progress");
         }
     };
-    let read = read_json_records(&body, &rules, &mut report_progress);
+    let read = read_records(
+        &run.content_type,
+        &body,
+        total,
+        &rules,
+        &mut report_progress,
+    );
     drop(body);
     phases.mark("read_and_validate");
     let ReadRecords {
         mut candidates,
-        unknown_fields,
+        warnings,
     } = match read {
         Ok(read) => read,
-        Err(error) => {
-            let line = log_line(
-                LogLevel::Error,
-                format!("The stored push cannot be read: {error}. Nothing was applied."),
-            );
+        Err(Unreadable(reason)) => {
+            let line = log_line(LogLevel::Error, reason);
             lifecycle::fail(conn, &run.id, &[line])?;
             return Ok(RunStatus::Failed);
         }
@@ -124,14 +127,9 @@ fn take_up(
     mark_duplicates(&mut candidates);
     phases.mark("duplicates");
 
-    let mut logs: Vec<LogLine> = unknown_fields
-        .iter()
-        .map(|(field, (records, first_row))| {
-            log_line(
-                LogLevel::Warning,
-                format!("{records} record(s) carry the field {field:?} (first at row {first_row}), which is not part of the record format and was ignored."),
-            )
-        })
+    let mut logs: Vec<LogLine> = warnings
+        .into_iter()
+        .map(|warning| log_line(LogLevel::Warning, warning))
         .collect();
 
     let approving = matches!(purpose, Purpose::Approve(_));

@@ -1,10 +1,9 @@
-//! The body of a push: the envelope checked when the push arrives, the records read when the
-//! run is processed.
+//! A push as it arrives: checked (the JSON envelope, or the CSV file as a whole) and stored
+//! durably as a pending run. The records are read later, by the run (`sync::intake`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use xxhash_rust::xxh3::xxh3_128;
@@ -13,9 +12,8 @@ use crate::domain::{check_text, SyncMode};
 use crate::error::FieldError;
 use crate::store::runs::{self, Idempotency, NewRun, Stored};
 use crate::store::DbConn;
-use crate::sync::candidate::Candidate;
-use crate::sync::record::{recover_identity, RawRecord};
-use crate::sync::validate::{validate, Rules};
+use crate::sync::intake::csv::check_upload;
+pub use crate::sync::intake::JSON_CONTENT_TYPE;
 
 /// The source name when a push does not give one.
 pub const DEFAULT_SOURCE: &str = "api";
@@ -147,16 +145,9 @@ pub fn check_json_envelope(
         .map(|raw| serde_json::from_str::<Option<String>>(raw.get()))
     {
         None | Some(Ok(None)) => DEFAULT_SOURCE.to_owned(),
-        Some(Ok(Some(source)))
-            if !source.trim().is_empty() && check_text(&source, SOURCE_MAX_LENGTH).is_ok() =>
-        {
-            source.trim().to_owned()
-        }
+        Some(Ok(Some(source))) if is_valid_source(&source) => source.trim().to_owned(),
         Some(_) => {
-            errors.push(FieldError::new(
-                "/source",
-                format!("must be a non-blank text of at most {SOURCE_MAX_LENGTH} characters, without control characters"),
-            ));
+            errors.push(FieldError::new("/source", SOURCE_RULE));
             String::new()
         }
     };
@@ -235,6 +226,108 @@ pub fn check_json_envelope(
     }
 }
 
+const SOURCE_RULE: &str =
+    "must be a non-blank text of at most 100 characters, without control characters";
+
+fn is_valid_source(source: &str) -> bool {
+    !source.trim().is_empty() && check_text(source, SOURCE_MAX_LENGTH).is_ok()
+}
+
+/// The query parameters of a CSV upload, as given.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UploadParams {
+    pub source: Option<String>,
+    pub mode: Option<String>,
+    pub dry_run: Option<String>,
+}
+
+/// Checks the query parameters of a CSV upload: the same rules and defaults as the fields of
+/// a JSON envelope. Each problem is a sentence.
+pub fn check_upload_params(params: &UploadParams) -> Result<(String, SyncMode, bool), Vec<String>> {
+    let mut errors = Vec::new();
+    let source = match params.source.as_deref() {
+        None => DEFAULT_SOURCE.to_owned(),
+        Some(source) if is_valid_source(source) => source.trim().to_owned(),
+        Some(_) => {
+            errors.push(format!("source {SOURCE_RULE}."));
+            String::new()
+        }
+    };
+    let mode = match params.mode.as_deref() {
+        None => SyncMode::Incremental,
+        Some(mode) => SyncMode::from_stored(mode).unwrap_or_else(|| {
+            errors.push(format!(
+                "mode must be \"full\" or \"incremental\", got {mode:?}."
+            ));
+            SyncMode::Incremental
+        }),
+    };
+    let dry_run = match params.dry_run.as_deref() {
+        None => false,
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            errors.push(format!("dry_run must be true or false, got {other:?}."));
+            false
+        }
+    };
+    if errors.is_empty() {
+        Ok((source, mode, dry_run))
+    } else {
+        Err(errors)
+    }
+}
+
+/// A CSV upload as it arrives (after any Content-Encoding was decoded).
+pub struct CsvPush<'a> {
+    pub organization_id: &'a str,
+    /// One of `intake::CSV_CONTENT_TYPES`: stored with the run.
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    pub params: &'a UploadParams,
+    pub idempotency_key: Option<&'a str>,
+    pub max_records: usize,
+}
+
+/// Checks a CSV upload as a whole and stores it, byte for byte, as a pending run (or finds
+/// the run its Idempotency-Key already made). Every file-level failure is found here, so a
+/// file that fails one is refused and nothing is stored.
+pub fn store_csv_push(conn: &mut DbConn, push: &CsvPush<'_>) -> Result<Stored, PushRejected> {
+    let (source, mode, dry_run) =
+        check_upload_params(push.params).map_err(PushRejected::Parameters)?;
+    let checked = check_upload(push.body).map_err(|failure| PushRejected::File(failure.0))?;
+    if checked.records > push.max_records {
+        return Err(PushRejected::File(format!(
+            "The file has {} records; a push takes at most {}. Split the file.",
+            checked.records, push.max_records
+        )));
+    }
+    // The parameters are part of the request: the same file pushed as another mode is
+    // another push.
+    let request = format!(
+        "csv\n{}\n{source}\n{}\n{dry_run}\n{:032x}",
+        push.content_type,
+        mode.as_str(),
+        xxh3_128(push.body)
+    );
+    let request_hash = format!("{:032x}", xxh3_128(request.as_bytes()));
+    let new = NewRun {
+        organization_id: push.organization_id,
+        mode,
+        source: &source,
+        dry_run,
+        content_type: push.content_type,
+        body: checked.text,
+        record_count: checked.records,
+        retry_of: None,
+        idempotency: push.idempotency_key.map(|key| Idempotency {
+            key,
+            request_hash: &request_hash,
+        }),
+    };
+    runs::insert(conn, &new).map_err(PushRejected::Store)
+}
+
 /// A JSON push as it arrives.
 pub struct JsonPush<'a> {
     pub organization_id: &'a str,
@@ -248,6 +341,10 @@ pub struct JsonPush<'a> {
 pub enum PushRejected {
     /// The body is not a well-formed push: where and why.
     Malformed(Vec<FieldError>),
+    /// A CSV upload's query parameters are not valid: a sentence each.
+    Parameters(Vec<String>),
+    /// A CSV upload fails a file-level check: the sentence that says which.
+    File(String),
     Store(diesel::result::Error),
 }
 
@@ -274,119 +371,6 @@ pub fn store_json_push(conn: &mut DbConn, push: &JsonPush<'_>) -> Result<Stored,
         }),
     };
     runs::insert(conn, &new).map_err(PushRejected::Store)
-}
-
-/// The content type of JSON pushes, as stored with the run.
-pub const JSON_CONTENT_TYPE: &str = "application/json";
-
-/// The records of a stored push, validated as they are read.
-pub struct ReadRecords {
-    pub candidates: Vec<Candidate>,
-    /// Keys that are not record fields: how many records carry each, and the first row.
-    pub unknown_fields: BTreeMap<String, (usize, u32)>,
-}
-
-/// Reads the `users` of a stored JSON push and validates each record as it is read, so that
-/// the raw records are never all in memory at once. `progress` is called every
-/// `PROGRESS_EVERY` records with the number read so far.
-pub fn read_json_records(
-    body: &str,
-    rules: &Rules<'_>,
-    progress: &mut dyn FnMut(usize),
-) -> Result<ReadRecords, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    let read = BodySeed { rules, progress }.deserialize(&mut deserializer)?;
-    deserializer.end()?;
-    Ok(read)
-}
-
-pub const PROGRESS_EVERY: usize = 10_000;
-
-struct BodySeed<'r, 'p> {
-    rules: &'r Rules<'r>,
-    progress: &'p mut dyn FnMut(usize),
-}
-
-impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_> {
-    type Value = ReadRecords;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ReadRecords, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BodySeed<'_, '_> {
-    type Value = ReadRecords;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a push: a JSON object with a \"users\" list")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ReadRecords, A::Error> {
-        let mut read = None;
-        let BodySeed { rules, progress } = self;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "users" && read.is_none() {
-                read = Some(map.next_value_seed(RecordsSeed {
-                    rules,
-                    progress: &mut *progress,
-                })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        read.ok_or_else(|| de::Error::missing_field("users"))
-    }
-}
-
-struct RecordsSeed<'r, 'p> {
-    rules: &'r Rules<'r>,
-    progress: &'p mut dyn FnMut(usize),
-}
-
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
-    type Value = ReadRecords;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ReadRecords, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
-    type Value = ReadRecords;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of employee records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ReadRecords, A::Error> {
-        let mut read = ReadRecords {
-            candidates: Vec::with_capacity(seq.size_hint().unwrap_or(0)),
-            unknown_fields: BTreeMap::new(),
-        };
-        while let Some(element) = seq.next_element::<&'de RawValue>()? {
-            let row = u32::try_from(read.candidates.len() + 1).unwrap_or(u32::MAX);
-            // Read each record on its own: one that serde cannot read (nested too deep, a
-            // number out of range) is an issue of that record, not a failed run.
-            let candidate = match serde_json::from_str::<RawRecord>(element.get()) {
-                Ok(raw) => {
-                    for key in &raw.unknown_fields {
-                        read.unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
-                    }
-                    validate(row, &raw, self.rules)
-                }
-                Err(error) => {
-                    let (external_id, email) = recover_identity(element);
-                    Candidate::unreadable(row, &error.to_string()).named(external_id, email)
-                }
-            };
-            read.candidates.push(candidate);
-            if read.candidates.len().is_multiple_of(PROGRESS_EVERY) {
-                (self.progress)(read.candidates.len());
-            }
-        }
-        Ok(read)
-    }
 }
 
 #[cfg(test)]
@@ -417,50 +401,29 @@ mod tests {
         assert!(check_json_envelope(r#"{"users": [], "source": null}"#, 10).is_ok());
     }
 
-    #[test]
-    fn a_record_too_deep_to_read_is_an_issue_of_that_record() {
-        let settings = crate::domain::ProvisioningSettings::default();
-        let rules = Rules {
-            settings: &settings,
-            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-        };
-        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-        let body =
-            format!("{{\"users\": [{{\"external_id\": \"E1\"}}, {{\"custom_fields\": {deep}}}]}}");
-        assert!(check_json_envelope(&body, 10).is_ok());
-        let read = read_json_records(&body, &rules, &mut |_| {}).unwrap();
-        assert_eq!(read.candidates.len(), 2);
-        assert_eq!(
-            read.candidates[1].issues[0].code,
-            crate::catalogue::IssueCode::FIELD_TYPE_INVALID
-        );
-        assert!(read.candidates[1].issues[0]
-            .message
-            .contains("cannot be read"));
+    fn params(source: Option<&str>, mode: Option<&str>, dry_run: Option<&str>) -> UploadParams {
+        UploadParams {
+            source: source.map(str::to_owned),
+            mode: mode.map(str::to_owned),
+            dry_run: dry_run.map(str::to_owned),
+        }
     }
 
     #[test]
-    fn an_unreadable_record_is_named_by_the_identity_it_still_has() {
-        let settings = crate::domain::ProvisioningSettings::default();
-        let rules = Rules {
-            settings: &settings,
-            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-        };
-        let body = r#"{"users": [
-            {"external_id": " E9 ", "email": "Ada@Example.com", "phone": 1e999},
-            {"external_id": 7, "email": "not an address", "phone": 1e999}
-        ]}"#;
-        let read = read_json_records(body, &rules, &mut |_| {}).unwrap();
-        let [first, second] = read.candidates.as_slice() else {
-            panic!("two records");
-        };
-        assert!(first.issues[0].message.contains("cannot be read"));
-        assert_eq!(first.shown.external_id.as_deref(), Some(" E9 "));
-        assert_eq!(first.external_id.as_deref(), Some("E9"));
-        assert_eq!(first.email_key.as_deref(), Some("ada@example.com"));
-        assert_eq!(second.external_id.as_deref(), Some("7"));
-        assert_eq!(second.shown.email.as_deref(), Some("not an address"));
-        assert_eq!(second.email_key, None);
+    fn upload_parameters_have_the_defaults_and_rules_of_the_json_envelope() {
+        assert_eq!(
+            check_upload_params(&params(None, None, None)),
+            Ok(("api".to_owned(), SyncMode::Incremental, false))
+        );
+        assert_eq!(
+            check_upload_params(&params(Some(" hris "), Some("full"), Some("true"))),
+            Ok(("hris".to_owned(), SyncMode::Full, true))
+        );
+        let errors = check_upload_params(&params(Some(" "), Some("all"), Some("yes"))).unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("source "));
+        assert!(errors[1].starts_with("mode "));
+        assert!(errors[2].starts_with("dry_run "));
     }
 
     fn pointers(body: &str) -> Vec<String> {
@@ -507,25 +470,5 @@ mod tests {
         assert_eq!(pointers(r#"[{"users": []}]"#), [""]);
         assert_eq!(pointers(r#"{"users": [], "extra": 1}"#), [""]);
         assert_eq!(pointers(r#"{"users": [}"#), [""]);
-    }
-
-    #[test]
-    fn records_are_validated_while_read_and_unknown_fields_counted() {
-        let settings = crate::domain::ProvisioningSettings::default();
-        let rules = Rules {
-            settings: &settings,
-            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-        };
-        let body = r#"{"mode": "full", "users": [
-            {"external_id": "1", "firstName": "A"},
-            {"external_id": "2", "firstName": "B", "nickname": "b"}
-        ], "source": "x"}"#;
-        let mut calls = 0;
-        let read = read_json_records(body, &rules, &mut |_| calls += 1).unwrap();
-        assert_eq!(read.candidates.len(), 2);
-        assert_eq!(read.candidates[1].row, 2);
-        assert_eq!(read.unknown_fields.get("firstName"), Some(&(2, 1)));
-        assert_eq!(read.unknown_fields.get("nickname"), Some(&(1, 2)));
-        assert_eq!(calls, 0);
     }
 }

@@ -65,7 +65,8 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
-    fn slot(&mut self, key: &str) -> Option<&mut Field> {
+    /// The field named `key` (a JSON field name), if it is one.
+    pub fn slot(&mut self, key: &str) -> Option<&mut Field> {
         Some(match key {
             "external_id" => &mut self.external_id,
             "email" => &mut self.email,

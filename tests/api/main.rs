@@ -4,6 +4,7 @@ mod approval_gate;
 mod auth;
 mod cli;
 mod docs;
+mod csv_uploads;
 mod error_codes;
 mod errors;
 mod exports;

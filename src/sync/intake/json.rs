@@ -1,0 +1,196 @@
+//! The JSON reader: the `users` of a stored JSON push, one record at a time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::sync::intake::{RecordStream, Unreadable};
+use crate::sync::record::{recover_identity, RawRecord};
+
+/// Reads the `users` of a stored JSON push into `stream`, so that the raw records are never
+/// all in memory at once. Returns the run-log warnings about keys that are not record fields.
+pub fn read(body: &str, stream: &mut RecordStream<'_, '_>) -> Result<Vec<String>, Unreadable> {
+    let unreadable = |error: serde_json::Error| {
+        Unreadable(format!(
+            "The stored push cannot be read: {error}. Nothing was applied."
+        ))
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let unknown_fields = BodySeed { stream }
+        .deserialize(&mut deserializer)
+        .map_err(unreadable)?;
+    deserializer.end().map_err(unreadable)?;
+    Ok(unknown_field_warnings(&unknown_fields))
+}
+
+/// Keys that are not record fields: how many records carry each, and the first row.
+type UnknownFields = BTreeMap<String, (usize, u32)>;
+
+fn unknown_field_warnings(unknown_fields: &UnknownFields) -> Vec<String> {
+    unknown_fields
+        .iter()
+        .map(|(field, (records, first_row))| {
+            format!("{records} record(s) carry the field {field:?} (first at row {first_row}), which is not part of the record format and was ignored.")
+        })
+        .collect()
+}
+
+struct BodySeed<'s, 'r, 'p> {
+    stream: &'s mut RecordStream<'r, 'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_, '_> {
+    type Value = UnknownFields;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<UnknownFields, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_, '_, '_> {
+    type Value = UnknownFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a push: a JSON object with a \"users\" list")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UnknownFields, A::Error> {
+        let mut read = None;
+        let BodySeed { stream } = self;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "users" && read.is_none() {
+                read = Some(map.next_value_seed(RecordsSeed {
+                    stream: &mut *stream,
+                })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        read.ok_or_else(|| de::Error::missing_field("users"))
+    }
+}
+
+struct RecordsSeed<'s, 'r, 'p> {
+    stream: &'s mut RecordStream<'r, 'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_, '_> {
+    type Value = UnknownFields;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<UnknownFields, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_, '_, '_> {
+    type Value = UnknownFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of employee records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UnknownFields, A::Error> {
+        let stream = self.stream;
+        let mut unknown_fields = UnknownFields::new();
+        while let Some(element) = seq.next_element::<&'de RawValue>()? {
+            let row = u32::try_from(stream.len() + 1).unwrap_or(u32::MAX);
+            // Read each record on its own: one that serde cannot read (nested too deep, a
+            // number out of range) is an issue of that record, not a failed run.
+            match serde_json::from_str::<RawRecord>(element.get()) {
+                Ok(raw) => {
+                    for key in &raw.unknown_fields {
+                        unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
+                    }
+                    stream.record(row, &raw);
+                }
+                Err(error) => {
+                    let (external_id, email) = recover_identity(element);
+                    stream.unreadable_record_named(row, &error.to_string(), external_id, email);
+                }
+            }
+        }
+        Ok(unknown_fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::IssueCode;
+    use crate::domain::ProvisioningSettings;
+    use crate::sync::intake::{read_records, ReadRecords, JSON_CONTENT_TYPE};
+    use crate::sync::validate::Rules;
+
+    fn read_json(body: &str, progress: &mut dyn FnMut(usize)) -> Result<ReadRecords, Unreadable> {
+        let settings = ProvisioningSettings::default();
+        let rules = Rules {
+            settings: &settings,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        read_records(JSON_CONTENT_TYPE, body, 0, &rules, progress)
+    }
+
+    #[test]
+    fn a_record_too_deep_to_read_is_an_issue_of_that_record() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let body =
+            format!("{{\"users\": [{{\"external_id\": \"E1\"}}, {{\"custom_fields\": {deep}}}]}}");
+        let read = read_json(&body, &mut |_| {}).unwrap();
+        assert_eq!(read.candidates.len(), 2);
+        assert_eq!(
+            read.candidates[1].issues[0].code,
+            IssueCode::FIELD_TYPE_INVALID
+        );
+        assert!(read.candidates[1].issues[0]
+            .message
+            .contains("cannot be read"));
+    }
+
+    #[test]
+    fn records_are_validated_while_read_and_unknown_fields_reported_once_each() {
+        let body = r#"{"mode": "full", "users": [
+            {"external_id": "1", "firstName": "A"},
+            {"external_id": "2", "firstName": "B", "nickname": "b"}
+        ], "source": "x"}"#;
+        let mut calls = 0;
+        let read = read_json(body, &mut |_| calls += 1).unwrap();
+        assert_eq!(read.candidates.len(), 2);
+        assert_eq!(read.candidates[1].row, 2);
+        assert_eq!(
+            read.warnings,
+            [
+                "2 record(s) carry the field \"firstName\" (first at row 1), which is not part of the record format and was ignored.",
+                "1 record(s) carry the field \"nickname\" (first at row 2), which is not part of the record format and was ignored.",
+            ]
+        );
+        assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_named_by_the_identity_it_still_has() {
+        let body = r#"{"users": [
+            {"external_id": " E9 ", "email": "Ada@Example.com", "phone": 1e999},
+            {"external_id": 7, "email": "not an address", "phone": 1e999}
+        ]}"#;
+        let read = read_json(body, &mut |_| {}).unwrap();
+        let [first, second] = read.candidates.as_slice() else {
+            panic!("two records");
+        };
+        assert!(first.issues[0].message.contains("cannot be read"));
+        assert_eq!(first.shown.external_id.as_deref(), Some(" E9 "));
+        assert_eq!(first.external_id.as_deref(), Some("E9"));
+        assert_eq!(first.email_key.as_deref(), Some("ada@example.com"));
+        assert_eq!(second.external_id.as_deref(), Some("7"));
+        assert_eq!(second.shown.email.as_deref(), Some("not an address"));
+        assert_eq!(second.email_key, None);
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_push_is_unreadable() {
+        let error = read_json(r#"{"source": "x"}"#, &mut |_| {}).unwrap_err();
+        assert!(error.0.contains("users"), "{}", error.0);
+        assert!(error.0.ends_with("Nothing was applied."), "{}", error.0);
+    }
+}
