@@ -1,5 +1,5 @@
 //! `export.zip`: several runs at once, one folder per run with its `log.json` and
-//! `report.csv`.
+//! `report.csv`, and for a CSV upload its `log.csv`.
 //!
 //! The archive is written with the `zip` crate's streaming writer (`ZipWriter::new_stream`):
 //! it needs no `Seek`, because sizes and checksums go in a data descriptor after each file
@@ -13,6 +13,7 @@ use zip::CompressionMethod;
 
 use crate::export::{log_json, report_csv, EventSource};
 use crate::store::models::RunRow;
+use crate::sync::intake::Format;
 
 /// Most runs one archive holds.
 pub const MAX_RUNS: usize = 50;
@@ -22,8 +23,17 @@ pub fn folder(run: &RunRow) -> String {
     format!("sync-{}/", run.id)
 }
 
-/// Writes the archive of `runs`, in the order given.
-pub fn write(source: &dyn EventSource, runs: &[RunRow], out: impl Write) -> anyhow::Result<()> {
+/// Writes a run's `log.csv` (the uploaded file with a status per line) into the archive.
+pub type CsvLogWriter<'a> = &'a dyn Fn(&RunRow, &mut dyn Write) -> anyhow::Result<()>;
+
+/// Writes the archive of `runs`, in the order given. Runs that were CSV uploads also get their
+/// `log.csv`, written by `csv_log`.
+pub fn write(
+    source: &dyn EventSource,
+    runs: &[RunRow],
+    csv_log: CsvLogWriter<'_>,
+    out: impl Write,
+) -> anyhow::Result<()> {
     let mut archive = zip::ZipWriter::new_stream(out);
     let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
     for run in runs {
@@ -33,6 +43,10 @@ pub fn write(source: &dyn EventSource, runs: &[RunRow], out: impl Write) -> anyh
         log_json::write(source, run, &mut archive)?;
         archive.start_file(format!("{folder}report.csv"), options)?;
         report_csv::write(source, &run.id, &mut archive)?;
+        if Format::of(&run.content_type) == Some(Format::Csv) {
+            archive.start_file(format!("{folder}log.csv"), options)?;
+            csv_log(run, &mut archive)?;
+        }
     }
     archive.finish()?.flush()?;
     Ok(())
@@ -94,7 +108,7 @@ mod tests {
             }
         }
         let mut out = WriteOnly(Vec::new());
-        write(&source, &[run("a"), run("b")], &mut out).unwrap();
+        write(&source, &[run("a"), run("b")], &|_, _| Ok(()), &mut out).unwrap();
         let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(out.0)).unwrap();
         let mut names: Vec<String> = archive
             .file_names()

@@ -372,8 +372,14 @@ pub async fn export_zip(
     let source = DbSource {
         pool: state.pool.clone(),
     };
+    let pool = state.pool.clone();
     let body = stream_blocking("export.zip", move |out| {
-        export::zip::write(&source, &runs, out)
+        let csv_log = |run: &RunRow, out: &mut dyn std::io::Write| -> anyhow::Result<()> {
+            let mut conn = pool.get()?;
+            crate::sync::csv_log::write_csv_log(&mut conn, run, out)
+                .map_err(|error| anyhow::anyhow!("the CSV log of run {}: {error}", run.id))
+        };
+        export::zip::write(&source, &runs, &csv_log, out)
     });
     Ok(download(ZIP, &file_name, body))
 }

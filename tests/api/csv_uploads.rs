@@ -784,3 +784,46 @@ fn a_large_log_csv_streams_every_line_in_order_and_a_retry_of_an_upload_reads_th
     assert_eq!(logged.len(), original.len());
     assert!(logged.iter().skip(1).all(|line| line[0] == "NoActionDone"));
 }
+
+#[test]
+fn export_zip_includes_the_log_csv_of_an_upload_and_only_of_an_upload() {
+    use std::io::Read as _;
+    let app = spawn_app();
+    let upload = sync_csv(
+        &app,
+        "source=hris",
+        "external_id,email,first_name,last_name,start_date\r\nZ1,z1@example.com,Zoé,One,2024-01-15\r\n",
+    );
+    let upload_id = upload["id"].as_str().unwrap().to_owned();
+    let json_run = app.sync("incremental", json!([crate::helpers::person("Z2")]));
+    let json_id = json_run["id"].as_str().unwrap().to_owned();
+
+    let response = app.get(&format!("/v1/syncs/export.zip?ids={upload_id},{json_id}"));
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.bytes().unwrap().to_vec();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(body)).expect("a zip");
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.expect("a readable name").into_owned())
+        .collect();
+    assert!(
+        names.contains(&format!("sync-{upload_id}/log.csv")),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&format!("sync-{json_id}/log.csv")),
+        "{names:?}"
+    );
+
+    let mut archived = Vec::new();
+    archive
+        .by_name(&format!("sync-{upload_id}/log.csv"))
+        .unwrap()
+        .read_to_end(&mut archived)
+        .unwrap();
+    let served = log_csv(&app, &upload_id).bytes().unwrap().to_vec();
+    assert_eq!(
+        archived, served,
+        "the archive holds the log.csv the API serves"
+    );
+}

@@ -3,8 +3,8 @@
 mod approval_gate;
 mod auth;
 mod cli;
-mod docs;
 mod csv_uploads;
+mod docs;
 mod error_codes;
 mod errors;
 mod exports;
