@@ -16,6 +16,17 @@ use crate::error::FieldError;
 /// refused so that a typo cannot silently disable a rule. A key left out takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(example = json!({
+    "approval": {"mode": "threshold", "max_archive_percent": 10, "max_archive_count": 50,
+                 "max_create_count": 500, "max_update_percent": 50, "expires_after_hours": 72},
+    "required_fields": [],
+    "allowed_genders": ["M", "F", "X"],
+    "seat_limit": 1000,
+    "archive_grace_days": 7,
+    "custom_fields": [{"key": "cost_center", "type": "string", "required": false}],
+    "group_rules": [{"group": "Sales EMEA", "when": {"field": "teams", "equals": "Sales"}}],
+    "sync_perimeter": null
+}))]
 pub struct ProvisioningSettings {
     /// How much a run may change before an administrator must approve it.
     pub approval: ApprovalSettings,
@@ -26,11 +37,11 @@ pub struct ProvisioningSettings {
     #[schema(example = json!(["M", "F"]))]
     pub allowed_genders: Vec<String>,
     /// Most users the workspace may hold (active and invited); `null`: no limit.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, example = 1000)]
     pub seat_limit: Option<u32>,
     /// Days a user missing from a full sync stays `pending_archive` before being archived;
     /// 0 archives at once.
-    #[schema(minimum = 0, maximum = 3650)]
+    #[schema(minimum = 0, maximum = 3650, example = 7)]
     pub archive_grace_days: u32,
     /// The custom fields records may carry under `custom_fields`.
     pub custom_fields: Vec<CustomFieldDefinition>,
@@ -117,14 +128,14 @@ pub struct ApprovalSettings {
     #[schema(minimum = 0, maximum = 100, example = 10)]
     pub max_archive_percent: Option<f64>,
     /// Most users a run may archive.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, example = 50)]
     pub max_archive_count: Option<u32>,
     /// Most users a run may create.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, example = 500)]
     pub max_create_count: Option<u32>,
     /// Most users a run may update, as a percentage (0–100) of the active users.
     #[serde(serialize_with = "whole_numbers_as_integers")]
-    #[schema(minimum = 0, maximum = 100)]
+    #[schema(minimum = 0, maximum = 100, example = 50)]
     pub max_update_percent: Option<f64>,
     /// A run awaiting approval longer than this is rejected (it expired). Fractions are
     /// allowed (0.5 = 30 minutes).
@@ -171,7 +182,9 @@ pub struct CustomFieldDefinition {
     pub key: String,
     #[serde(rename = "type")]
     pub field_type: CustomFieldType,
+    /// Every record must carry the field. Default false.
     #[serde(default)]
+    #[schema(example = false)]
     pub required: bool,
 }
 
@@ -817,7 +830,7 @@ mod tests {
                 {"group": "Sales EMEA", "when": {"field": "teams", "equals": "Sales"}},
                 {"group": "Finance", "when": {"field": "custom.cost_center", "in": ["F1", "F2"]}}
             ],
-            "sync_perimeter": {"email_domains": ["example.com"], "when": null}
+            "sync_perimeter": null
         });
         let settings = ProvisioningSettings::parse(&document).unwrap();
         assert_eq!(settings.approval.max_archive_percent, Some(10.0));

@@ -23,11 +23,13 @@ const MAX_REASON_CHARS: usize = 1000;
 /// The optional body of an approval or a rejection.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "Reorganisation of the sales team, checked with HR."}))]
 pub struct DecisionBody {
     /// Why; kept on the run (`decision_reason`). At most 1000 characters.
     #[schema(
         example = "Reorganisation of the sales team, checked with HR.",
-        max_length = 1000
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub reason: Option<String>,
 }

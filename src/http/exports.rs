@@ -25,6 +25,17 @@ const JSON: &str = "application/json";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const ZIP: &str = "application/zip";
 
+/// An example of `report.csv` (one update of two fields, one issue), for the OpenAPI document.
+const REPORT_CSV_EXAMPLE: &str = "\u{feff}run_id,seq,kind,entity,action,code,severity,field,old,new,message,row,external_id,email,first_name,last_name,user_id,team\n\
+0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,1,update,user,USER_UPDATED,,,teams,Research,Research|Engineering,,2,E1043,grace.hopper@example.com,Grace,Hopper,0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f,\n\
+0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,1,update,user,USER_UPDATED,,,manager_external_id,E1042,,,2,E1043,grace.hopper@example.com,Grace,Hopper,0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f,\n\
+0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,2,issue,user,,DATE_OF_BIRTH_IS_MISSING_OR_INVALID,warning,date_of_birth,,,\"\"\"1985-12-10\"\" is not a date of birth written MM/DD/YYYY; the field was left as it was.\",3,E1044,katherine.johnson@example.com,Katherine,Johnson,,\n";
+
+/// An example of the period sync log as CSV, for the OpenAPI document.
+const SYNC_LOG_CSV_EXAMPLE: &str = "\u{feff}section,time,run_id,action,code,severity,person,email,external_id,team,field,old,new,message,remediation\n\
+Employee updates,2026-11-25T09:00:01.450000Z,0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,USER_UPDATED,,,Grace Hopper,grace.hopper@example.com,E1043,,teams,Research,Research|Engineering,,\n\
+Errors,2026-11-25T09:00:01.450000Z,0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,,MANAGER_DOES_NOT_EXIST,error,Katherine Johnson,katherine.johnson@example.com,E1044,,manager_external_id,,,\"The manager (manager_external_id) is neither in this push nor in the directory, or their own record was skipped. A user is only created once their manager exists, so the record was skipped.\",\"1. Check the manager's employee ID on this employee's profile in your HR tool, and that the manager is included in the sync.\n2. Run the sync again.\"\n";
+
 /// The bytes of a downloaded file (XLSX, ZIP), for the OpenAPI document.
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
@@ -104,10 +115,11 @@ where
 #[utoipa::path(
     operation_id = "getSyncRunReportCsv",
     tag = "syncs",
-    params(("id" = String, Path, description = "The run id.")),
+    params(("id" = String, Path, format = "uuid", description = "The run id.")),
     responses(
         (status = 200, description = "The report, streamed.", content_type = "text/csv", body = String,
-            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-<id>-report.csv\"`"))),
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-<id>-report.csv\"`")),
+            example = json!(REPORT_CSV_EXAMPLE)),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The run is pending or running; its events can already be read.", body = Problem, content_type = "application/problem+json",
@@ -146,9 +158,9 @@ pub async fn report_csv(
 #[utoipa::path(
     operation_id = "getSyncRunLogJson",
     tag = "syncs",
-    params(("id" = String, Path, description = "The run id.")),
+    params(("id" = String, Path, format = "uuid", description = "The run id.")),
     responses(
-        (status = 200, description = "The log, streamed.", body = RunLog,
+        (status = 200, description = "The log, streamed.", content_type = "application/json", body = RunLog,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-<id>-log.json\"`"))),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),
@@ -247,7 +259,8 @@ async fn period_runs(
     params(PeriodParams),
     responses(
         (status = 200, description = "The sync log, streamed.", content_type = "text/csv", body = String,
-            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-log-<since>-<until>.csv\"`"))),
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-log-<since>-<until>.csv\"`")),
+            example = json!(SYNC_LOG_CSV_EXAMPLE)),
         (status = 400, description = "since or until is not a time, or the period is backwards or longer than 366 days.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
     )
@@ -344,7 +357,7 @@ impl ZipParams {
 /// `GET /v1/syncs/{id}/log.json` and `GET /v1/syncs/{id}/report.csv` serve them). Streamed as
 /// it is compressed.
 #[utoipa::path(
-    operation_id = "getSyncRunsExportZip",
+    operation_id = "exportSyncRuns",
     tag = "syncs",
     params(ZipParams),
     responses(

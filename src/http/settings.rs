@@ -23,7 +23,8 @@ pub struct SettingsVersionView {
     /// The name of the token that made the change.
     #[schema(example = "admin")]
     pub changed_by: String,
-    /// RFC 3339, UTC.
+    /// When the change was saved (RFC 3339, UTC).
+    #[schema(format = "date-time", example = "2026-11-24T16:20:05.118000Z")]
     pub changed_at: String,
     /// The whole document as it was saved.
     pub document: ProvisioningSettings,
