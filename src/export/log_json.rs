@@ -93,7 +93,7 @@ pub struct LogSummary {
 /// A person in one of the lists of `log.json`: the record as it was pushed. Like a pushed
 /// record (`UserRecord`), its values are the HR tool's, unchecked: `id` is the HR tool's
 /// employee id (not a UUID) and `email` may be the malformed address that got the record
-/// skipped, so they carry no `format`. The lists of [`RunLog`] declare it inline (not as a
+/// skipped, so they carry no `format`. The lists of `RunLog` declare it inline (not as a
 /// component of its own) for that reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -29,7 +29,7 @@ const ZIP: &str = "application/zip";
 const REPORT_CSV_EXAMPLE: &str = "\u{feff}run_id,seq,kind,entity,action,code,severity,field,old,new,message,row,external_id,email,first_name,last_name,user_id,team\n\
 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,1,update,user,USER_UPDATED,,,teams,Research,Research|Engineering,,2,E1043,grace.hopper@example.com,Grace,Hopper,0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f,\n\
 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,1,update,user,USER_UPDATED,,,manager_external_id,E1042,,,2,E1043,grace.hopper@example.com,Grace,Hopper,0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f,\n\
-0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,2,issue,user,,DATE_OF_BIRTH_IS_MISSING_OR_INVALID,warning,date_of_birth,,,\"\"\"1985-12-10\"\" is not a date of birth written MM/DD/YYYY; the field was left as it was.\",3,E1044,katherine.johnson@example.com,Katherine,Johnson,,\n";
+0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,2,issue,user,,DATE_OF_BIRTH_IS_MISSING_OR_INVALID,error,date_of_birth,,,\"\"\"1912-06-23\"\" is not a real date of the form MM/DD/YYYY, e.g. 07/14/1990\",3,E1044,katherine.johnson@example.com,Katherine,Johnson,,\n";
 
 /// An example of the period sync log as CSV, for the OpenAPI document.
 const SYNC_LOG_CSV_EXAMPLE: &str = "\u{feff}section,time,run_id,action,code,severity,person,email,external_id,team,field,old,new,message,remediation\n\

@@ -100,7 +100,7 @@ fn required_version(req: &HttpRequest) -> Result<Option<i32>, AppError> {
     tag = "settings",
     operation_id = "getProvisioningSettings",
     params(
-        ("If-None-Match" = Option<String>, Header, description = "An ETag read before: 304 if the settings are still that version."),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "An ETag read before: 304 if the settings are still that version."),
     ),
     responses(
         (status = 200, description = "The current settings.", body = ProvisioningSettings,
@@ -156,7 +156,7 @@ pub async fn get(
     operation_id = "replaceProvisioningSettings",
     request_body(content = ProvisioningSettings, content_type = "application/json"),
     params(
-        ("If-Match" = Option<String>, Header, description = "The ETag of the settings this change is based on."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the settings this change is based on."),
     ),
     responses(
         (status = 200, description = "The settings now in force.", body = ProvisioningSettings,

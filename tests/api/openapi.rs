@@ -499,3 +499,72 @@ fn every_schema_with_fields_has_an_example_for_each_of_them() {
         }
     }
 }
+
+#[test]
+fn the_settings_example_is_a_document_the_server_accepts_and_answers_as_it_is() {
+    let app = spawn_app();
+    let spec = spec();
+    let example = &spec["components"]["schemas"]["ProvisioningSettings"]["example"];
+    assert!(example.is_object(), "no whole example: {example}");
+    let response = app
+        .request(reqwest::Method::PUT, "/v1/settings/provisioning")
+        .json(example)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let saved: Value = response.json().unwrap();
+    assert_eq!(&saved, example);
+    let decision = &spec["components"]["schemas"]["DecisionBody"]["example"];
+    assert!(decision["reason"].is_string(), "{decision}");
+}
+
+#[test]
+fn runs_awaiting_approval_and_decided_send_exactly_the_required_fields_of_run_view() {
+    let app = spawn_app();
+    let spec = spec();
+    let schema = serde_json::json!({"$ref": "#/components/schemas/RunView"});
+    let settings = serde_json::json!({"approval": {"mode": "always"}});
+    let response = app
+        .request(reqwest::Method::PUT, "/v1/settings/provisioning")
+        .json(&settings)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    for verb in ["approve", "reject"] {
+        let users = serde_json::json!([crate::helpers::person(&format!("E-{verb}"))]);
+        let waiting = app.wait_for_run(app.push("incremental", users)["id"].as_str().unwrap());
+        assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+        assert!(!waiting["approval_reasons"].as_array().unwrap().is_empty());
+        assert_conforms(&spec, &schema, &waiting, "awaiting run");
+        let id = waiting["id"].as_str().unwrap();
+        let decided = app.post_json(
+            &format!("/v1/syncs/{id}/{verb}"),
+            &spec["components"]["schemas"]["DecisionBody"]["example"],
+        );
+        assert_eq!(decided.status().as_u16(), 200, "{verb}");
+        let decided: Value = decided.json().unwrap();
+        assert!(decided["decided_at"].is_string(), "{decided}");
+        assert_conforms(&spec, &schema, &decided, verb);
+    }
+}
+
+#[test]
+fn a_decision_with_a_null_body_has_no_reason_and_a_body_of_another_shape_is_a_422() {
+    let app = spawn_app();
+    let response = app
+        .request(reqwest::Method::PUT, "/v1/settings/provisioning")
+        .json(&serde_json::json!({"approval": {"mode": "always"}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let users = serde_json::json!([crate::helpers::person("E1")]);
+    let waiting = app.wait_for_run(app.push("incremental", users)["id"].as_str().unwrap());
+    let id = waiting["id"].as_str().unwrap();
+    let refused = app.post_json(&format!("/v1/syncs/{id}/reject"), &serde_json::json!([]));
+    crate::helpers::assert_problem(refused, 422);
+    let decided = app.post_json(&format!("/v1/syncs/{id}/reject"), &Value::Null);
+    assert_eq!(decided.status().as_u16(), 200);
+    let decided: Value = decided.json().unwrap();
+    assert_eq!(decided["status"], "rejected");
+    assert_eq!(decided["decision_reason"], Value::Null);
+}
