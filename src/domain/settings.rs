@@ -37,7 +37,7 @@ pub struct ProvisioningSettings {
     #[schema(example = json!(["M", "F"]))]
     pub allowed_genders: Vec<String>,
     /// Most users the workspace may hold (active and invited); `null`: no limit.
-    #[schema(minimum = 0, example = 1000)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64, example = 1000)]
     pub seat_limit: Option<u32>,
     /// Days a user missing from a full sync stays `pending_archive` before being archived;
     /// 0 archives at once.
@@ -128,10 +128,10 @@ pub struct ApprovalSettings {
     #[schema(minimum = 0, maximum = 100, example = 10)]
     pub max_archive_percent: Option<f64>,
     /// Most users a run may archive.
-    #[schema(minimum = 0, example = 50)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64, example = 50)]
     pub max_archive_count: Option<u32>,
     /// Most users a run may create.
-    #[schema(minimum = 0, example = 500)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64, example = 500)]
     pub max_create_count: Option<u32>,
     /// Most users a run may update, as a percentage (0–100) of the active users.
     #[serde(serialize_with = "whole_numbers_as_integers")]
@@ -249,15 +249,18 @@ pub struct SyncPerimeter {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldCondition {
-    #[schema(example = "teams")]
+    #[schema(
+        example = "teams",
+        pattern = "^(external_id|email|username|first_name|last_name|start_date|end_date|date_of_birth|gender|phone|manager_external_id|role|approval_process|employment_status|teams|custom\\.[A-Za-z0-9_-]{1,64})$"
+    )]
     pub field: String,
     /// Met when the field equals this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<ConditionValue>, example = "Sales")]
+    #[schema(value_type = ConditionValue, example = "Sales")]
     pub equals: Option<Value>,
     /// Met when the field equals one of these values.
     #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<ConditionValue>>, min_items = 1)]
+    #[schema(value_type = Vec<ConditionValue>, min_items = 1, example = json!(["Sales", "Marketing"]))]
     pub one_of: Option<Vec<Value>>,
 }
 

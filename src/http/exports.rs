@@ -15,7 +15,7 @@ use crate::export::stream::stream_blocking;
 use crate::export::sync_log::Period;
 use crate::export::{self, DbSource};
 use crate::http::auth::ReadAccess;
-use crate::http::syncs::{find_run, instant};
+use crate::http::syncs::{find_run, instant, time_filter_schema};
 use crate::http::AppState;
 use crate::store::events;
 use crate::store::models::RunRow;
@@ -194,9 +194,11 @@ pub async fn log_json(
 pub struct PeriodParams {
     /// Start, inclusive (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC). Default:
     /// 30 days before `until`.
+    #[param(schema_with = time_filter_schema)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub since: Option<String>,
     /// End, exclusive (RFC 3339 or a date). Default: now. At most 366 days after `since`.
+    #[param(schema_with = time_filter_schema)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub until: Option<String>,
 }
@@ -321,8 +323,13 @@ pub async fn sync_log_xlsx(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ZipParams {
-    /// 1 to 50 run ids, separated by commas.
-    #[param(example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,0193a6d2-2b1f-7c3d-8e4f-6a7b8c9d0e1f")]
+    /// 1 to 50 run ids, separated by commas (a repeated id counts once).
+    #[param(
+        example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,0193a6d2-2b1f-7c3d-8e4f-6a7b8c9d0e1f",
+        min_length = 1,
+        max_length = 1849,
+        pattern = "^[0-9A-Fa-f-]{1,36}(,[0-9A-Fa-f-]{1,36}){0,49}$"
+    )]
     pub ids: String,
 }
 
