@@ -168,6 +168,7 @@ pub async fn get(
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the admin scope.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version than the current one.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The document is not valid: every problem, each with its pointer.", body = Problem, content_type = "application/problem+json"),
     )
