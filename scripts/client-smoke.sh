@@ -4,7 +4,14 @@
 source "$(dirname "$0")/ci-lib.sh"
 
 python_venv openapi-python-client==0.29.1 httpx attrs python-dateutil
-printf 'post_hooks: []\n' >"$WORKDIR/generator.yaml"
+# The generator knows binary downloads only as application/octet-stream: the document's ZIP
+# and XLSX media types are read as that (the generated functions return the raw bytes).
+cat >"$WORKDIR/generator.yaml" <<'YAML'
+post_hooks: []
+content_type_overrides:
+  application/zip: application/octet-stream
+  application/vnd.openxmlformats-officedocument.spreadsheetml.sheet: application/octet-stream
+YAML
 bounded 120 "$VENV/bin/openapi-python-client" generate --path "$REPO/openapi/openapi.json" \
     --output-path "$WORKDIR/client/hris_sync_client" --meta none --config "$WORKDIR/generator.yaml" \
     --fail-on-warning

@@ -3,13 +3,17 @@
 Usage: client_smoke.py BASE_URL TOKEN   (the generated package `hris_sync_client` on sys.path)
 
 Pushes a batch, polls the run, pushes changes, lists runs, reads every page of a run's report
-(with updates and issues), lists users, reads an error code, and calls every other operation
-once. Fails on any parse error, on any answer that is not the documented model, and on any
+(with updates and issues), lists users, reads an error code, downloads the exports (report.csv,
+log.json, the period sync log as CSV and XLSX, a ZIP of runs), replaces the provisioning
+settings (approval mode `always`, with If-Match; a stale ETag gets 412) and approves one run
+and rejects another, and calls every other operation once. Fails on any parse error, on any answer that is not the documented model, and on any
 field the server sent that the document does not declare (generated models keep those in
 `additional_properties`).
 """
 
+import csv
 import importlib
+import io
 import json
 import pkgutil
 import re
@@ -21,11 +25,23 @@ from hris_sync_client import AuthenticatedClient
 from hris_sync_client import api as api_package
 from hris_sync_client.api.error_codes import get_error_code, list_error_codes
 from hris_sync_client.api.operations import get_health, get_metrics, get_readiness
+from hris_sync_client.api.settings import (
+    get_provisioning_settings,
+    list_provisioning_settings_history,
+    replace_provisioning_settings,
+)
 from hris_sync_client.api.syncs import (
+    approve_sync_run,
+    export_sync_runs,
+    get_sync_log_csv,
+    get_sync_log_xlsx,
     get_sync_run,
+    get_sync_run_log_json,
+    get_sync_run_report_csv,
     list_sync_events,
     list_sync_runs,
     push_sync,
+    reject_sync_run,
     retry_sync_run,
 )
 from hris_sync_client.api.users import (
@@ -36,22 +52,29 @@ from hris_sync_client.api.users import (
     update_user,
 )
 from hris_sync_client.models import (
+    ApprovalMode,
+    DecisionBody,
     ErrorCode,
     ErrorCodePage,
     EventKind,
     EventPage,
     Invitation,
     IssueCode,
+    Problem,
+    ProvisioningSettings,
     PushBody,
+    RunLog,
     RunPage,
+    RunStatus,
     RunView,
+    SettingsVersionPage,
     SyncMode,
     UserPage,
     UserPatch,
     UserRecord,
     UserView,
 )
-from hris_sync_client.types import UNSET
+from hris_sync_client.types import UNSET, File
 
 DEADLINE_SECONDS = 60
 
@@ -83,6 +106,12 @@ def undeclared(value, at="answer"):
 
 def call(operation, expected_type, *args, **kwargs):
     """Calls a generated operation; its parsed answer, which must be of `expected_type`."""
+    return call_detailed(operation, expected_type, *args, **kwargs).parsed
+
+
+def call_detailed(operation, expected_type, *args, **kwargs):
+    """Calls a generated operation; the whole response, whose parsed answer must be of
+    `expected_type` (headers and status included, for downloads and ETags)."""
     response = operation.sync_detailed(*args, **kwargs)
     parsed = response.parsed
     name = operation.__name__.rsplit(".", 1)[-1]
@@ -92,7 +121,7 @@ def call(operation, expected_type, *args, **kwargs):
     if extra:
         fail(f"{name}: the server sent fields the document does not declare: {extra}")
     CALLED.add(name)
-    return parsed
+    return response
 
 
 def every_page(operation, expected_type, *args, **kwargs):
@@ -116,6 +145,90 @@ def wait_for(client, run_id):
         if time.monotonic() > deadline:
             fail(f"run {run_id} did not finish: {run.status}")
         time.sleep(0.1)
+
+
+def wait_for_status(client, run_id, statuses):
+    """Polls a run until its status is one of `statuses`."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        run = call(get_sync_run, RunView, run_id, client=client)
+        if run.status in statuses:
+            return run
+        if time.monotonic() > deadline:
+            fail(f"run {run_id} did not reach {statuses}: {run.status}")
+        time.sleep(0.1)
+
+
+def attachment(response, suffix):
+    """Checks that a download is an attachment named `*suffix`; its bytes."""
+    disposition = response.headers.get("content-disposition", "")
+    if not (disposition.startswith("attachment;") and disposition.rstrip('"').endswith(suffix)):
+        fail(f"a download of *{suffix} has Content-Disposition {disposition!r}")
+    return response.content
+
+
+def downloads(client, first, second):
+    """report.csv, log.json, the period sync log (CSV, XLSX) and a ZIP, through the client."""
+    run_id = str(first.id)
+    events, _ = every_page(list_sync_events, EventPage, first.id, client=client, limit=1000)
+    response = call_detailed(get_sync_run_report_csv, str, first.id, client=client)
+    report = attachment(response, f"sync-{first.id}-report.csv").decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(report.lstrip("\ufeff"))))
+    if not rows or {row["run_id"] for row in rows} != {run_id}:
+        fail(f"report.csv of {first.id}: {len(rows)} rows, run ids {sorted({r['run_id'] for r in rows})}")
+    if {int(row["seq"]) for row in rows} != {event.seq for event in events}:
+        fail(f"report.csv of {first.id} does not hold the run's {len(events)} events")
+    response = call_detailed(get_sync_run_log_json, RunLog, first.id, client=client)
+    attachment(response, f"sync-{first.id}-log.json")
+    log = response.parsed
+    if str(log.run_id) != run_id or log.number_of_created_users != first.counts.created:
+        fail(f"log.json of {first.id}: {log.run_id}, {log.number_of_created_users} created, the run {first.counts.created}")
+    sync_log = call_detailed(get_sync_log_csv, str, client=client)
+    if not attachment(sync_log, ".csv").decode("utf-8").lstrip("\ufeff").startswith("section,time,run_id"):
+        fail("getSyncLogCsv: not the sync log's columns")
+    workbook = call_detailed(get_sync_log_xlsx, File, client=client)
+    if not attachment(workbook, ".xlsx").startswith(b"PK"):
+        fail("getSyncLogXlsx: not an XLSX (ZIP) file")
+    archive = call_detailed(export_sync_runs, File, client=client, ids=f"{first.id},{second.id}")
+    if not attachment(archive, ".zip").startswith(b"PK"):
+        fail("exportSyncRuns: not a ZIP file")
+
+
+def approvals(client, people):
+    """Settings with approval mode `always` (If-Match), a stale write refused, the history; one
+    run approved and one rejected through the client."""
+    response = call_detailed(get_provisioning_settings, ProvisioningSettings, client=client)
+    settings, etag = response.parsed, response.headers["etag"]
+    settings.approval.mode = ApprovalMode.ALWAYS
+    response = call_detailed(
+        replace_provisioning_settings, ProvisioningSettings, client=client, body=settings, if_match=etag
+    )
+    if response.parsed.approval.mode != ApprovalMode.ALWAYS or response.headers["etag"] == etag:
+        fail(f"replaceProvisioningSettings: {response.parsed.approval.mode}, ETag {response.headers['etag']}")
+    stale = replace_provisioning_settings.sync_detailed(client=client, body=settings, if_match=etag)
+    if stale.status_code != 412 or not isinstance(stale.parsed, Problem):
+        fail(f"replaceProvisioningSettings with a stale ETag: {stale.status_code}")
+    versions, _ = every_page(list_provisioning_settings_history, SettingsVersionPage, client=client)
+    if not versions or versions[0].document.approval.mode != ApprovalMode.ALWAYS:
+        fail(f"listProvisioningSettingsHistory: {[v.version for v in versions]}")
+
+    decided = {}
+    for verb, operation, final in (
+        ("approve", approve_sync_run, RunStatus.APPROVED),
+        ("reject", reject_sync_run, RunStatus.REJECTED),
+    ):
+        pushed = call(push_sync, RunView, client=client, body=PushBody(users=people, source=f"smoke-{verb}"))
+        waiting = wait_for_status(client, pushed.id, {RunStatus.AWAITING_APPROVAL})
+        if not waiting.approval_reasons or waiting.approval_expires_at is None:
+            fail(f"a run awaiting approval has no reasons or expiry: {waiting}")
+        run = call(operation, RunView, pushed.id, client=client, body=DecisionBody(reason=f"Smoke test: {verb}"))
+        if run.status != final or run.decided_by is None or run.decision_reason != f"Smoke test: {verb}":
+            fail(f"{verb} {pushed.id}: {run.status}, by {run.decided_by}, {run.decision_reason!r}")
+        again = operation.sync_detailed(pushed.id, client=client, body=None)
+        if again.status_code != 409 or not isinstance(again.parsed, Problem):
+            fail(f"{verb} of a run no longer awaiting approval: {again.status_code}")
+        decided[verb] = run
+    return decided
 
 
 def person(external_id, first, last, **fields):
@@ -207,6 +320,9 @@ def main(base_url, token):
     retried = call(retry_sync_run, RunView, second.id, client=client)
     wait_for(client, retried.id)
 
+    downloads(client, first, second)
+    decided = approvals(client, people)
+
     from hris_sync_client.models import Health
 
     call(get_health, Health, client=client)
@@ -242,6 +358,7 @@ def main(base_url, token):
                 "runs": len(runs),
                 "users": len(users),
                 "error_codes": len(catalogue),
+                "decided": {verb: run.status.value for verb, run in decided.items()},
             }
         )
     )

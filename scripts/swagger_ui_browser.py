@@ -4,8 +4,8 @@ Usage: swagger_ui_browser.py BASE_URL TOKEN   (Chromium at $CHROMIUM, default /u
 
 Seeds a finished run, a user and an invitation over HTTP, opens /swagger-ui/, authorizes with
 TOKEN through the Authorize dialog, then for every operation of the document: expands it, clicks
-"Try it out", keeps the example values (filling the path ids with the seeded ones, which no
-example can know), clicks Execute, and
+"Try it out", keeps the example values (filling the path ids, and the run ids of the ZIP export,
+with the seeded ones, which no example can know), clicks Execute, and
 checks from the browser's own network log that the request went to that operation's method and
 path and got one of the statuses the operation documents. Needs no network beyond loopback.
 """
@@ -41,7 +41,9 @@ CHROMIUM_FLAGS = [
 MUST_SUCCEED = {
     "getHealth", "getReadiness", "getMetrics", "listErrorCodes", "getErrorCode", "pushSync",
     "listSyncRuns", "getSyncRun", "listSyncEvents", "retrySyncRun", "listUsers", "getUser",
-    "updateUser", "inviteUser", "revokeInvitation",
+    "updateUser", "inviteUser", "revokeInvitation", "getProvisioningSettings",
+    "replaceProvisioningSettings", "listProvisioningSettingsHistory", "getSyncLogCsv",
+    "getSyncLogXlsx", "exportSyncRuns", "getSyncRunReportCsv", "getSyncRunLogJson",
 }
 
 
@@ -178,6 +180,9 @@ def try_operation(browser, base_url, method, path, operation, ids):
     browser.wait_for(f"!!{block}.querySelector('.btn.execute')", f"{operation_id}'s Execute button")
     fills = {}
     for parameter in operation.get("parameters", []):
+        # The runs of a ZIP export: the seeded run, which no example can know.
+        if operation_id == "exportSyncRuns" and parameter["name"] == "ids":
+            fills["ids"] = ids["run"]
         if parameter["in"] != "path":
             continue
         real = {"getUser": ids["user"], "updateUser": ids["user"], "revokeInvitation": ids["invited"]}.get(operation_id)

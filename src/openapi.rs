@@ -187,12 +187,33 @@ pub fn problem_example(path: &str, status: &str) -> Option<serde_json::Value> {
     } else {
         "There is no sync run \"0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e\" in this organization."
     };
+    let decision = path.ends_with("/approve") || path.ends_with("/reject");
+    let download = [".csv", ".json", ".xlsx", ".zip"]
+        .iter()
+        .any(|extension| path.ends_with(extension));
     let conflict = if path.starts_with("/v1/users") {
         "The user 0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f (active) already has the e-mail address katherine.johnson@example.com."
+    } else if decision {
+        "The run 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e is succeeded; only a run awaiting approval can be approved."
+    } else if download {
+        "The run 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e is running: its exports are ready when it ends. Its events can be read meanwhile (GET /v1/syncs/0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e/events)."
     } else {
         "The run 0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e is running; retry it once it has finished."
     };
-    let invalid = if path.starts_with("/v1/users") {
+    let invalid = if path.starts_with("/v1/settings") {
+        (
+            "The settings document has 1 problem(s); nothing was changed.",
+            FieldError::new(
+                "/approval/max_archive_percent",
+                "A percentage must be between 0 and 100.",
+            ),
+        )
+    } else if decision {
+        (
+            "The reason is not valid; nothing was decided.",
+            FieldError::new("/reason", "At most 1000 characters."),
+        )
+    } else if path.starts_with("/v1/users") {
         (
             "The invitation is not valid.",
             FieldError::new(
@@ -206,12 +227,17 @@ pub fn problem_example(path: &str, status: &str) -> Option<serde_json::Value> {
             FieldError::new("/users/3", "must be a JSON object"),
         )
     };
+    let bad_request = if path.starts_with("/v1/sync-log") {
+        "since (2026-11-25T00:00:00Z) must be before until (2026-11-01T00:00:00Z)."
+    } else if path.ends_with("/export.zip") {
+        "ids must name 1 to 50 runs, separated by commas; got 0."
+    } else if path == "/v1/settings/provisioning" {
+        "The body is not valid JSON: expected value at line 1 column 1."
+    } else {
+        "limit must be between 1 and 1000, got 0."
+    };
     let (slug, detail, errors) = match status.as_u16() {
-        400 => (
-            "bad-request",
-            "limit must be between 1 and 1000, got 0.",
-            vec![],
-        ),
+        400 => ("bad-request", bad_request, vec![]),
         401 => (
             "unauthorized",
             "Send an API token: Authorization: Bearer <token>.",
@@ -226,12 +252,22 @@ pub fn problem_example(path: &str, status: &str) -> Option<serde_json::Value> {
         409 => ("conflict", conflict, vec![]),
         412 => (
             "precondition-failed",
-            "The resource changed since you read it: read it again and re-apply your change.",
+            "The settings changed since you read them (they are now at ETag \"settings-v4\"); read them again, reapply your change and send it with the new ETag.",
+            vec![],
+        ),
+        413 if path.starts_with("/v1/settings") => (
+            "payload-too-large",
+            "The body is over the size limit of this endpoint.",
             vec![],
         ),
         413 => (
             "payload-too-large",
             "The body is over the limit of 52428800 bytes; split the push, or raise the limit.",
+            vec![],
+        ),
+        415 if path.starts_with("/v1/settings") => (
+            "unsupported-media-type",
+            "Send the body as application/json.",
             vec![],
         ),
         415 => (

@@ -150,6 +150,7 @@ pub struct RunCounts {
     pub ignored: u32,
     /// Users missing from a full sync marked `pending_archive` for the grace period (they are
     /// not in `archived` until the grace period ends).
+    #[schema(required = true, example = 0)]
     pub pending_archive: u32,
 }
 

@@ -16,6 +16,17 @@ use crate::error::FieldError;
 /// refused so that a typo cannot silently disable a rule. A key left out takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(example = json!({
+    "approval": {"mode": "threshold", "max_archive_percent": 10, "max_archive_count": 50,
+                 "max_create_count": 500, "max_update_percent": 50, "expires_after_hours": 72},
+    "required_fields": [],
+    "allowed_genders": ["M", "F", "X"],
+    "seat_limit": 1000,
+    "archive_grace_days": 7,
+    "custom_fields": [{"key": "cost_center", "type": "string", "required": false}],
+    "group_rules": [{"group": "Sales EMEA", "when": {"field": "teams", "equals": "Sales"}}],
+    "sync_perimeter": null
+}))]
 pub struct ProvisioningSettings {
     /// How much a run may change before an administrator must approve it.
     pub approval: ApprovalSettings,
@@ -26,11 +37,11 @@ pub struct ProvisioningSettings {
     #[schema(example = json!(["M", "F"]))]
     pub allowed_genders: Vec<String>,
     /// Most users the workspace may hold (active and invited); `null`: no limit.
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64, example = 1000)]
     pub seat_limit: Option<u32>,
     /// Days a user missing from a full sync stays `pending_archive` before being archived;
     /// 0 archives at once.
-    #[schema(minimum = 0, maximum = 3650)]
+    #[schema(minimum = 0, maximum = 3650, example = 7)]
     pub archive_grace_days: u32,
     /// The custom fields records may carry under `custom_fields`.
     pub custom_fields: Vec<CustomFieldDefinition>,
@@ -117,14 +128,14 @@ pub struct ApprovalSettings {
     #[schema(minimum = 0, maximum = 100, example = 10)]
     pub max_archive_percent: Option<f64>,
     /// Most users a run may archive.
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64, example = 50)]
     pub max_archive_count: Option<u32>,
     /// Most users a run may create.
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64, example = 500)]
     pub max_create_count: Option<u32>,
     /// Most users a run may update, as a percentage (0–100) of the active users.
     #[serde(serialize_with = "whole_numbers_as_integers")]
-    #[schema(minimum = 0, maximum = 100)]
+    #[schema(minimum = 0, maximum = 100, example = 50)]
     pub max_update_percent: Option<f64>,
     /// A run awaiting approval longer than this is rejected (it expired). Fractions are
     /// allowed (0.5 = 30 minutes).
@@ -171,7 +182,9 @@ pub struct CustomFieldDefinition {
     pub key: String,
     #[serde(rename = "type")]
     pub field_type: CustomFieldType,
+    /// Every record must carry the field. Default false.
     #[serde(default)]
+    #[schema(example = false)]
     pub required: bool,
 }
 
@@ -236,15 +249,18 @@ pub struct SyncPerimeter {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldCondition {
-    #[schema(example = "teams")]
+    #[schema(
+        example = "teams",
+        pattern = "^(external_id|email|username|first_name|last_name|start_date|end_date|date_of_birth|gender|phone|manager_external_id|role|approval_process|employment_status|teams|custom\\.[A-Za-z0-9_-]{1,64})$"
+    )]
     pub field: String,
     /// Met when the field equals this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<ConditionValue>, example = "Sales")]
+    #[schema(value_type = ConditionValue, example = "Sales")]
     pub equals: Option<Value>,
     /// Met when the field equals one of these values.
     #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<ConditionValue>>, min_items = 1)]
+    #[schema(value_type = Vec<ConditionValue>, min_items = 1, example = json!(["Sales", "Marketing"]))]
     pub one_of: Option<Vec<Value>>,
 }
 
@@ -817,7 +833,7 @@ mod tests {
                 {"group": "Sales EMEA", "when": {"field": "teams", "equals": "Sales"}},
                 {"group": "Finance", "when": {"field": "custom.cost_center", "in": ["F1", "F2"]}}
             ],
-            "sync_perimeter": {"email_domains": ["example.com"], "when": null}
+            "sync_perimeter": null
         });
         let settings = ProvisioningSettings::parse(&document).unwrap();
         assert_eq!(settings.approval.max_archive_percent, Some(10.0));

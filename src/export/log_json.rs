@@ -38,44 +38,80 @@ pub enum LogStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogSummary {
+    /// The run's id.
+    #[schema(format = "uuid", example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e")]
     pub run_id: String,
     /// The run's own status (`succeeded`, `awaiting_approval`…).
     pub run_status: RunStatus,
+    /// The HR tool the push came from.
+    #[schema(example = "bamboohr")]
     pub source: String,
+    /// True for a dry run: the counts and lists are what the run would do.
+    #[schema(example = false)]
     pub dry_run: bool,
     /// When the run started (when it was created if it never started), ISO 8601 UTC.
+    #[schema(format = "date-time", example = "2026-11-25T09:00:00.200000Z")]
     pub start_date: String,
     /// When the run finished; null while it awaits approval.
+    #[schema(
+        required = true,
+        format = "date-time",
+        example = "2026-11-25T09:00:01.450000Z"
+    )]
     pub end_date: Option<String>,
     /// `error`: the run failed or was rejected; `warning`: it has issues (or awaits
     /// approval); `success` otherwise.
     pub status: LogStatus,
     /// The run's log lines; present when `status` is `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        nullable = false,
+        example = json!(["The database was unavailable while the run was applied; nothing was applied."])
+    )]
     pub logs: Option<Vec<String>>,
+    /// Users created.
+    #[schema(example = 2)]
     pub number_of_created_users: u32,
     /// Users updated, reactivated included.
+    #[schema(example = 5)]
     pub number_of_updated_users: u32,
+    /// Users archived.
+    #[schema(example = 0)]
     pub number_of_archived_users: u32,
     /// Records skipped as duplicates: `DUPLICATE_EXTERNAL_ID`, `USER_DUPLICATE_EMAIL`.
+    #[schema(example = 1)]
     pub number_of_duplicate_users: u32,
     /// Other records not applied: skipped on an error, or with nothing to do
     /// (`RESCINDED_HIRE_NOT_CREATED`, `TERMINATED_USER_NOT_CREATED`).
+    #[schema(example = 1)]
     pub number_of_ignored_users: u32,
     /// Users with a `NO_GROUP_MATCH` warning.
+    #[schema(example = 0)]
     pub number_of_no_groups_match_users: u32,
 }
 
-/// A person in one of the lists of `log.json`.
+/// A person in one of the lists of `log.json`: the record as it was pushed. Like a pushed
+/// record (`UserRecord`), its values are the HR tool's, unchecked: `id` is the HR tool's
+/// employee id (not a UUID) and `email` may be the malformed address that got the record
+/// skipped, so they carry no `format`. The lists of `RunLog` declare it inline (not as a
+/// component of its own) for that reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogUser {
-    /// The external id (the HR tool's employee id).
+    /// The external id (the HR tool's employee id), as pushed; `null` when the record had none.
+    #[schema(required = true, example = "E1042")]
     pub id: Option<String>,
+    /// The e-mail address as pushed (possibly the invalid one that got the record skipped).
+    #[schema(required = true, example = "ada.lovelace@example.com")]
     pub email: Option<String>,
+    #[schema(required = true, example = "Ada")]
     pub first_name: Option<String>,
+    #[schema(required = true, example = "Lovelace")]
     pub last_name: Option<String>,
     /// The record's issues, `message (CODE)`, separated by `; `.
+    #[schema(
+        example = "Two or more records of this push carry the same external_id. hris-sync cannot know which one is right, so every one of them was skipped. (DUPLICATE_EXTERNAL_ID)"
+    )]
     pub error_message: String,
 }
 
@@ -87,11 +123,29 @@ pub struct LogUser {
 /// `TERMINATED_USER_NOT_CREATED`. No-groups-match users carry a `NO_GROUP_MATCH` warning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "runId": "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e", "runStatus": "succeeded_with_errors",
+    "source": "bamboohr", "dryRun": false,
+    "startDate": "2026-11-25T09:00:00.200000Z", "endDate": "2026-11-25T09:00:01.450000Z",
+    "status": "warning",
+    "numberOfCreatedUsers": 2, "numberOfUpdatedUsers": 5, "numberOfArchivedUsers": 0,
+    "numberOfDuplicateUsers": 1, "numberOfIgnoredUsers": 0, "numberOfNoGroupsMatchUsers": 0,
+    "duplicateUsers": [{"id": "E1042", "email": "ada.lovelace@example.com", "firstName": "Ada",
+        "lastName": "Lovelace",
+        "errorMessage": "Two or more records of this push carry the same external_id. hris-sync cannot know which one is right, so every one of them was skipped. (DUPLICATE_EXTERNAL_ID)"}],
+    "ignoredUsers": [], "noGroupsMatchUsers": []
+}))]
 pub struct RunLog {
     #[serde(flatten)]
     pub summary: LogSummary,
+    /// Records skipped as duplicates.
+    #[schema(inline)]
     pub duplicate_users: Vec<LogUser>,
+    /// Other records that were not applied.
+    #[schema(inline)]
     pub ignored_users: Vec<LogUser>,
+    /// Users with a `NO_GROUP_MATCH` warning.
+    #[schema(inline)]
     pub no_groups_match_users: Vec<LogUser>,
 }
 

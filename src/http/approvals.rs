@@ -23,27 +23,33 @@ const MAX_REASON_CHARS: usize = 1000;
 /// The optional body of an approval or a rejection.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "Reorganisation of the sales team, checked with HR."}))]
 pub struct DecisionBody {
     /// Why; kept on the run (`decision_reason`). At most 1000 characters.
     #[schema(
         example = "Reorganisation of the sales team, checked with HR.",
-        max_length = 1000
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub reason: Option<String>,
 }
 
-/// The reason of an optional JSON body: an empty body is no reason.
+/// The reason of an optional JSON body: an empty body, or JSON `null` (what the document's
+/// nullable body lets a generated client send), is no reason.
 fn reason(body: &[u8]) -> Result<Option<String>, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let parsed: DecisionBody = serde_json::from_slice(body).map_err(|error| {
+    let parsed: Option<DecisionBody> = serde_json::from_slice(body).map_err(|error| {
         AppError::unprocessable(
-            "The body must be empty or a JSON object {\"reason\": \"…\"}.",
+            "The body must be empty, null or a JSON object {\"reason\": \"…\"}.",
             vec![FieldError::new("", error.to_string())],
         )
     })?;
-    let Some(reason) = parsed.reason.map(|r| r.trim().to_owned()) else {
+    let Some(reason) = parsed
+        .and_then(|body| body.reason)
+        .map(|r| r.trim().to_owned())
+    else {
         return Ok(None);
     };
     if let Err(problem) = check_text(&reason, MAX_REASON_CHARS) {
@@ -90,8 +96,8 @@ fn awaiting_run(
 #[utoipa::path(
     tag = "syncs",
     operation_id = "approveSyncRun",
-    params(("id" = String, Path, description = "The run awaiting approval.")),
-    request_body(content = Option<DecisionBody>, content_type = "application/json", description = "Optional: why."),
+    params(("id" = String, Path, format = "uuid", description = "The run awaiting approval.")),
+    request_body(content = Option<DecisionBody>, content_type = "application/json", description = "Optional: why. An empty body or `null` gives no reason."),
     responses(
         (status = 200, description = "The run after the decision.", body = RunView),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
@@ -142,8 +148,8 @@ pub async fn approve(
 #[utoipa::path(
     tag = "syncs",
     operation_id = "rejectSyncRun",
-    params(("id" = String, Path, description = "The run awaiting approval.")),
-    request_body(content = Option<DecisionBody>, content_type = "application/json", description = "Optional: why."),
+    params(("id" = String, Path, format = "uuid", description = "The run awaiting approval.")),
+    request_body(content = Option<DecisionBody>, content_type = "application/json", description = "Optional: why. An empty body or `null` gives no reason."),
     responses(
         (status = 200, description = "The run after the decision.", body = RunView),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),

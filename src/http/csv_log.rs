@@ -43,7 +43,7 @@ const CHUNKS_AHEAD: usize = 8;
 #[utoipa::path(
     tag = "syncs",
     operation_id = "getSyncRunLogCsv",
-    params(("id" = String, Path, description = "The run id.")),
+    params(("id" = String, Path, format = "uuid", description = "The run id.")),
     responses(
         (status = 200, description = "The uploaded file with ImportStatus and ImportDetail in front of each line.",
             body = String, content_type = "text/csv",
@@ -52,7 +52,7 @@ const CHUNKS_AHEAD: usize = 8;
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run in this organization, or the run is a JSON push: log.csv exists only for CSV uploads.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The run has not finished yet; ask again after Retry-After seconds.", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = String, description = "Seconds to wait."))),
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
     )
 )]
 #[get("/syncs/{id}/log.csv")]

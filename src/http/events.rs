@@ -25,7 +25,7 @@ use crate::sync::lifecycle::report_is_planned;
     "message": "\"1912-06-23\" is not a real date of the form MM/DD/YYYY, e.g. 07/14/1990", "changes": [], "row": 3,
     "external_id": "E1003", "email": "alan.turing@example.com", "first_name": "Alan",
     "last_name": "Turing", "user_id": null, "team": null,
-    "help": "/v1/error-codes/DATE_OF_BIRTH_IS_MISSING_OR_INVALID"
+    "help": "/v1/error-codes/DATE_OF_BIRTH_IS_MISSING_OR_INVALID", "planned": true
 }))]
 pub struct EventView {
     /// Position in the report, in planned order.
@@ -83,6 +83,7 @@ pub struct EventView {
     pub help: Option<String>,
     /// True when the line was planned and not applied: the run is a dry run, awaits
     /// approval, was rejected, or failed when it was applied after its approval.
+    #[schema(example = false)]
     pub planned: bool,
 }
 

@@ -15,7 +15,7 @@ use crate::export::stream::stream_blocking;
 use crate::export::sync_log::Period;
 use crate::export::{self, DbSource};
 use crate::http::auth::ReadAccess;
-use crate::http::syncs::{find_run, instant};
+use crate::http::syncs::{find_run, instant, time_filter_schema};
 use crate::http::AppState;
 use crate::store::events;
 use crate::store::models::RunRow;
@@ -24,6 +24,17 @@ const CSV: &str = "text/csv; charset=utf-8";
 const JSON: &str = "application/json";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const ZIP: &str = "application/zip";
+
+/// An example of `report.csv` (one update of two fields, one issue), for the OpenAPI document.
+const REPORT_CSV_EXAMPLE: &str = "\u{feff}run_id,seq,kind,entity,action,code,severity,field,old,new,message,row,external_id,email,first_name,last_name,user_id,team\n\
+0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,1,update,user,USER_UPDATED,,,teams,Research,Research|Engineering,,2,E1043,grace.hopper@example.com,Grace,Hopper,0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f,\n\
+0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,1,update,user,USER_UPDATED,,,manager_external_id,E1042,,,2,E1043,grace.hopper@example.com,Grace,Hopper,0193a6d2-2a5b-7c1d-8e9f-0a1b2c3d4e5f,\n\
+0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,2,issue,user,,DATE_OF_BIRTH_IS_MISSING_OR_INVALID,error,date_of_birth,,,\"\"\"1912-06-23\"\" is not a real date of the form MM/DD/YYYY, e.g. 07/14/1990\",3,E1044,katherine.johnson@example.com,Katherine,Johnson,,\n";
+
+/// An example of the period sync log as CSV, for the OpenAPI document.
+const SYNC_LOG_CSV_EXAMPLE: &str = "\u{feff}section,time,run_id,action,code,severity,person,email,external_id,team,field,old,new,message,remediation\n\
+Employee updates,2026-11-25T09:00:01.450000Z,0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,USER_UPDATED,,,Grace Hopper,grace.hopper@example.com,E1043,,teams,Research,Research|Engineering,,\n\
+Errors,2026-11-25T09:00:01.450000Z,0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,,MANAGER_DOES_NOT_EXIST,error,Katherine Johnson,katherine.johnson@example.com,E1044,,manager_external_id,,,\"The manager (manager_external_id) is neither in this push nor in the directory, or their own record was skipped. A user is only created once their manager exists, so the record was skipped.\",\"1. Check the manager's employee ID on this employee's profile in your HR tool, and that the manager is included in the sync.\n2. Run the sync again.\"\n";
 
 /// The bytes of a downloaded file (XLSX, ZIP), for the OpenAPI document.
 #[derive(ToSchema)]
@@ -104,10 +115,11 @@ where
 #[utoipa::path(
     operation_id = "getSyncRunReportCsv",
     tag = "syncs",
-    params(("id" = String, Path, description = "The run id.")),
+    params(("id" = String, Path, format = "uuid", description = "The run id.")),
     responses(
         (status = 200, description = "The report, streamed.", content_type = "text/csv", body = String,
-            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-<id>-report.csv\"`"))),
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-<id>-report.csv\"`")),
+            example = json!(REPORT_CSV_EXAMPLE)),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The run is pending or running; its events can already be read.", body = Problem, content_type = "application/problem+json",
@@ -146,9 +158,9 @@ pub async fn report_csv(
 #[utoipa::path(
     operation_id = "getSyncRunLogJson",
     tag = "syncs",
-    params(("id" = String, Path, description = "The run id.")),
+    params(("id" = String, Path, format = "uuid", description = "The run id.")),
     responses(
-        (status = 200, description = "The log, streamed.", body = RunLog,
+        (status = 200, description = "The log, streamed.", content_type = "application/json", body = RunLog,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-<id>-log.json\"`"))),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run in this organization.", body = Problem, content_type = "application/problem+json"),
@@ -182,9 +194,11 @@ pub async fn log_json(
 pub struct PeriodParams {
     /// Start, inclusive (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC). Default:
     /// 30 days before `until`.
+    #[param(schema_with = time_filter_schema)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub since: Option<String>,
     /// End, exclusive (RFC 3339 or a date). Default: now. At most 366 days after `since`.
+    #[param(schema_with = time_filter_schema)]
     #[serde(default, deserialize_with = "crate::http::params::optional")]
     pub until: Option<String>,
 }
@@ -247,7 +261,8 @@ async fn period_runs(
     params(PeriodParams),
     responses(
         (status = 200, description = "The sync log, streamed.", content_type = "text/csv", body = String,
-            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-log-<since>-<until>.csv\"`"))),
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"sync-log-<since>-<until>.csv\"`")),
+            example = json!(SYNC_LOG_CSV_EXAMPLE)),
         (status = 400, description = "since or until is not a time, or the period is backwards or longer than 366 days.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
     )
@@ -308,8 +323,13 @@ pub async fn sync_log_xlsx(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ZipParams {
-    /// 1 to 50 run ids, separated by commas.
-    #[param(example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,0193a6d2-2b1f-7c3d-8e4f-6a7b8c9d0e1f")]
+    /// 1 to 50 run ids, separated by commas (a repeated id counts once).
+    #[param(
+        example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e,0193a6d2-2b1f-7c3d-8e4f-6a7b8c9d0e1f",
+        min_length = 1,
+        max_length = 1849,
+        pattern = "^[0-9A-Fa-f-]{1,36}(,[0-9A-Fa-f-]{1,36}){0,49}$"
+    )]
     pub ids: String,
 }
 
@@ -344,7 +364,7 @@ impl ZipParams {
 /// `GET /v1/syncs/{id}/log.json` and `GET /v1/syncs/{id}/report.csv` serve them). Streamed as
 /// it is compressed.
 #[utoipa::path(
-    operation_id = "getSyncRunsExportZip",
+    operation_id = "exportSyncRuns",
     tag = "syncs",
     params(ZipParams),
     responses(

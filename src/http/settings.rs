@@ -23,7 +23,8 @@ pub struct SettingsVersionView {
     /// The name of the token that made the change.
     #[schema(example = "admin")]
     pub changed_by: String,
-    /// RFC 3339, UTC.
+    /// When the change was saved (RFC 3339, UTC).
+    #[schema(format = "date-time", example = "2026-11-24T16:20:05.118000Z")]
     pub changed_at: String,
     /// The whole document as it was saved.
     pub document: ProvisioningSettings,
@@ -99,7 +100,7 @@ fn required_version(req: &HttpRequest) -> Result<Option<i32>, AppError> {
     tag = "settings",
     operation_id = "getProvisioningSettings",
     params(
-        ("If-None-Match" = Option<String>, Header, description = "An ETag read before: 304 if the settings are still that version."),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "An ETag read before: 304 if the settings are still that version."),
     ),
     responses(
         (status = 200, description = "The current settings.", body = ProvisioningSettings,
@@ -155,7 +156,7 @@ pub async fn get(
     operation_id = "replaceProvisioningSettings",
     request_body(content = ProvisioningSettings, content_type = "application/json"),
     params(
-        ("If-Match" = Option<String>, Header, description = "The ETag of the settings this change is based on."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the settings this change is based on."),
     ),
     responses(
         (status = 200, description = "The settings now in force.", body = ProvisioningSettings,
@@ -167,6 +168,7 @@ pub async fn get(
         (status = 401, description = "Missing or unknown token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the admin scope.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version than the current one.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The document is not valid: every problem, each with its pointer.", body = Problem, content_type = "application/problem+json"),
     )

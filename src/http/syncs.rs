@@ -31,10 +31,12 @@ use crate::sync::push::{
     "created_at": "2026-11-25T09:00:00.123456Z", "started_at": "2026-11-25T09:00:00.200000Z",
     "finished_at": "2026-11-25T09:00:01.450000Z", "records": 3,
     "counts": {"created": 2, "updated": 0, "archived": 0, "reactivated": 0, "unchanged": 0,
-               "skipped": 1, "duplicates": 0, "warnings": 0, "ignored": 0},
+               "skipped": 1, "duplicates": 0, "warnings": 0, "ignored": 0, "pending_archive": 0},
     "issues": {"total": 1, "errors": 1, "warnings": 0, "infos": 0, "users_affected": 1,
                "teams_affected": 0},
-    "progress": {"processed": 3, "total": 3}, "logs": [], "retry_of": null
+    "progress": {"processed": 3, "total": 3}, "logs": [], "retry_of": null,
+    "planned": true, "settings_version": 3, "approval_reasons": [], "awaiting_since": null,
+    "approval_expires_at": null, "decided_by": null, "decision_reason": null, "decided_at": null
 }))]
 pub struct RunView {
     #[schema(format = "uuid", example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e")]
@@ -77,22 +79,47 @@ pub struct RunView {
     /// True when nothing of the report (and counts) was applied: it is what the run would do
     /// (a dry run, a run awaiting approval, a rejected one, or an approved one whose
     /// application failed).
+    #[schema(example = true)]
     pub planned: bool,
     /// The version of the provisioning settings the run was planned with (see
     /// `GET /v1/settings/provisioning/history`); `null` until it is planned.
+    #[schema(required = true, minimum = 0, example = 3)]
     pub settings_version: Option<i32>,
     /// The approval limits the plan crossed: why the run waits (or waited) for approval; for
     /// a dry run, why a real run would have waited. Empty when none.
     pub approval_reasons: Vec<ApprovalReason>,
-    /// When the run began to wait for approval.
+    /// When the run began to wait for approval; `null` if it never did.
+    #[schema(
+        required = true,
+        format = "date-time",
+        example = "2026-11-25T09:00:01.450000Z"
+    )]
     pub awaiting_since: Option<String>,
     /// When the run expires (ends `rejected`) if nobody approves or rejects it before:
-    /// `approval.expires_after_hours` after it began to wait.
+    /// `approval.expires_after_hours` after it began to wait; `null` if it never waited.
+    #[schema(
+        required = true,
+        format = "date-time",
+        example = "2026-11-28T09:00:01.450000Z"
+    )]
     pub approval_expires_at: Option<String>,
-    /// The name of the token that approved or rejected the run (`null` when it expired).
+    /// The name of the token that approved or rejected the run (`null` when it expired or
+    /// nobody decided yet).
+    #[schema(required = true, example = "admin")]
     pub decided_by: Option<String>,
-    /// The reason given with the decision (`expired` for a run nobody decided on in time).
+    /// The reason given with the decision (`expired` for a run nobody decided on in time);
+    /// `null` without one.
+    #[schema(
+        required = true,
+        example = "Reorganisation of the sales team, checked with HR."
+    )]
     pub decision_reason: Option<String>,
+    /// When the run was approved, rejected or expired; `null` until then.
+    #[schema(
+        required = true,
+        format = "date-time",
+        example = "2026-11-25T10:12:40.031000Z"
+    )]
     pub decided_at: Option<String>,
 }
 

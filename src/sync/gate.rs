@@ -30,11 +30,11 @@ pub struct ApprovalReason {
     /// The planned figure: a count, or a percentage of the active users (one decimal).
     /// `null` for `mode_always`.
     #[serde(serialize_with = "number")]
-    #[schema(example = 30)]
+    #[schema(required = true, example = 30)]
     pub planned: Option<f64>,
     /// The limit of the settings; `null` for `mode_always`.
     #[serde(serialize_with = "number")]
-    #[schema(example = 10)]
+    #[schema(required = true, example = 10)]
     pub limit_value: Option<f64>,
     #[schema(
         example = "The run would archive 30 of 100 active users (30%), over the limit of 10% (approval.max_archive_percent)."

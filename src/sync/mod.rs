@@ -20,7 +20,8 @@ pub mod plan;
 pub mod push;
 pub mod record;
 pub mod seats;
-#[cfg(test)]
-mod test_fixtures;
 pub mod validate;
 pub mod worker;
+#[cfg(test)]
+mod test_fixtures;
+

@@ -52,6 +52,15 @@ fn the_spec_declares_bearer_auth_and_every_path_of_the_design() {
         "/v1/users/{id}",
         "/v1/users/invitations",
         "/v1/users/{id}/revoke-invitation",
+        "/v1/syncs/{id}/approve",
+        "/v1/syncs/{id}/reject",
+        "/v1/syncs/{id}/report.csv",
+        "/v1/syncs/{id}/log.json",
+        "/v1/sync-log.csv",
+        "/v1/sync-log.xlsx",
+        "/v1/syncs/export.zip",
+        "/v1/settings/provisioning",
+        "/v1/settings/provisioning/history",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -192,6 +201,16 @@ fn every_operation_has_a_unique_lower_camel_case_operation_id_and_a_description(
         "updateUser",
         "inviteUser",
         "revokeInvitation",
+        "approveSyncRun",
+        "rejectSyncRun",
+        "getSyncRunReportCsv",
+        "getSyncRunLogJson",
+        "getSyncLogCsv",
+        "getSyncLogXlsx",
+        "exportSyncRuns",
+        "getProvisioningSettings",
+        "replaceProvisioningSettings",
+        "listProvisioningSettingsHistory",
         "getHealth",
         "getReadiness",
         "getMetrics",
@@ -498,4 +517,132 @@ fn every_schema_with_fields_has_an_example_for_each_of_them() {
             );
         }
     }
+}
+
+#[test]
+fn the_settings_example_is_a_document_the_server_accepts_and_answers_as_it_is() {
+    let app = spawn_app();
+    let spec = spec();
+    let example = &spec["components"]["schemas"]["ProvisioningSettings"]["example"];
+    assert!(example.is_object(), "no whole example: {example}");
+    let response = app
+        .request(reqwest::Method::PUT, "/v1/settings/provisioning")
+        .json(example)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let saved: Value = response.json().unwrap();
+    assert_eq!(&saved, example);
+    let decision = &spec["components"]["schemas"]["DecisionBody"]["example"];
+    assert!(decision["reason"].is_string(), "{decision}");
+}
+
+#[test]
+fn runs_awaiting_approval_and_decided_send_exactly_the_required_fields_of_run_view() {
+    let app = spawn_app();
+    let spec = spec();
+    let schema = serde_json::json!({"$ref": "#/components/schemas/RunView"});
+    let settings = serde_json::json!({"approval": {"mode": "always"}});
+    let response = app
+        .request(reqwest::Method::PUT, "/v1/settings/provisioning")
+        .json(&settings)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    for verb in ["approve", "reject"] {
+        let users = serde_json::json!([crate::helpers::person(&format!("E-{verb}"))]);
+        let waiting = app.wait_for_run(app.push("incremental", users)["id"].as_str().unwrap());
+        assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+        assert!(!waiting["approval_reasons"].as_array().unwrap().is_empty());
+        assert_conforms(&spec, &schema, &waiting, "awaiting run");
+        let id = waiting["id"].as_str().unwrap();
+        let decided = app.post_json(
+            &format!("/v1/syncs/{id}/{verb}"),
+            &spec["components"]["schemas"]["DecisionBody"]["example"],
+        );
+        assert_eq!(decided.status().as_u16(), 200, "{verb}");
+        let decided: Value = decided.json().unwrap();
+        assert!(decided["decided_at"].is_string(), "{decided}");
+        assert_conforms(&spec, &schema, &decided, verb);
+    }
+}
+
+#[test]
+fn a_decision_with_a_null_body_has_no_reason_and_a_body_of_another_shape_is_a_422() {
+    let app = spawn_app();
+    let response = app
+        .request(reqwest::Method::PUT, "/v1/settings/provisioning")
+        .json(&serde_json::json!({"approval": {"mode": "always"}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let users = serde_json::json!([crate::helpers::person("E1")]);
+    let waiting = app.wait_for_run(app.push("incremental", users)["id"].as_str().unwrap());
+    let id = waiting["id"].as_str().unwrap();
+    let refused = app.post_json(&format!("/v1/syncs/{id}/reject"), &serde_json::json!([]));
+    crate::helpers::assert_problem(refused, 422);
+    let decided = app.post_json(&format!("/v1/syncs/{id}/reject"), &Value::Null);
+    assert_eq!(decided.status().as_u16(), 200);
+    let decided: Value = decided.json().unwrap();
+    assert_eq!(decided["status"], "rejected");
+    assert_eq!(decided["decision_reason"], Value::Null);
+}
+
+#[test]
+fn every_download_declares_its_media_type_and_content_disposition_and_its_409_a_retry_after() {
+    let spec = spec();
+    for (path, media_type) in [
+        ("/v1/syncs/{id}/report.csv", "text/csv"),
+        ("/v1/syncs/{id}/log.json", "application/json"),
+        ("/v1/sync-log.csv", "text/csv"),
+        (
+            "/v1/sync-log.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        ("/v1/syncs/export.zip", "application/zip"),
+    ] {
+        let responses = &spec["paths"][path]["get"]["responses"];
+        let ok = &responses["200"];
+        let content = ok["content"].as_object().unwrap();
+        assert_eq!(
+            content.keys().collect::<Vec<_>>(),
+            vec![media_type],
+            "{path}"
+        );
+        assert!(
+            ok["headers"]["Content-Disposition"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("attachment; filename=")),
+            "{path}: {ok}"
+        );
+        if media_type.starts_with("text/") {
+            assert!(
+                content[media_type]["example"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with('\u{feff}')),
+                "{path}: no CSV example with its byte order mark"
+            );
+        }
+        if responses.get("409").is_some() {
+            assert!(
+                responses["409"]["headers"]["Retry-After"].is_object(),
+                "{path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_condition_field_pattern_names_exactly_the_fields_a_condition_may_test() {
+    let spec = spec();
+    let pattern = spec["components"]["schemas"]["FieldCondition"]["properties"]["field"]["pattern"]
+        .as_str()
+        .unwrap();
+    let listed: Vec<&str> = pattern
+        .trim_start_matches("^(")
+        .trim_end_matches(")$")
+        .split('|')
+        .filter(|alternative| !alternative.starts_with("custom"))
+        .collect();
+    assert_eq!(listed, hris_sync::domain::CONDITION_FIELDS);
 }
