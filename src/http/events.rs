@@ -53,8 +53,9 @@ pub struct EventView {
     pub message: Option<String>,
     /// Fields changed, old → new (updates); empty for issues.
     pub changes: Vec<ChangeView>,
-    /// 1-based position of the record in the push; `null` for lines about no record (a team
-    /// created, a user archived by a full sync).
+    /// Where the record is: its 1-based position in a JSON push, or its line in an uploaded
+    /// file (the header is line 1); `null` for lines about no record (a team created, a user
+    /// archived by a full sync).
     #[schema(required = true, minimum = 1, example = 3)]
     pub row: Option<i32>,
     #[schema(required = true, example = "E1003")]
