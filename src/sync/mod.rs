@@ -20,8 +20,7 @@ pub mod plan;
 pub mod push;
 pub mod record;
 pub mod seats;
-pub mod validate;
-pub mod worker;
 #[cfg(test)]
 mod test_fixtures;
-
+pub mod validate;
+pub mod worker;
