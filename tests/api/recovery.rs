@@ -180,8 +180,8 @@ fn runs_and_the_directory_survive_a_restart() {
 
 #[test]
 fn a_server_killed_while_processing_a_run_finishes_it_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let database = crate::helpers::TestDatabase::new();
+    let url = database.url().to_owned();
     let server = crate::helpers::BinaryServer::start(&url);
     let token = server
         .token
