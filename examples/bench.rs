@@ -1,10 +1,14 @@
-//! Measures a sync end to end against a real server on a temporary SQLite file.
+//! Measures a sync end to end against a real server on a temporary SQLite file, or on the
+//! database `--database-url` names (it must be empty: a PostgreSQL one, for instance).
 //!
 //!     cargo run --release --example bench -- --users 100000
+//!     scripts/with-postgres sh -c 'cargo run --release --example bench -- \
+//!         --database-url "$HRIS_SYNC_TEST_POSTGRES_URL"'
 //!
 //! The server runs in a child process (this program re-executed with `--serve`), so that its
 //! peak memory is its own. Prints: seconds from POST to finished for a first full sync,
-//! seconds for re-pushing the same records (all unchanged), records/s, the server's peak
+//! seconds for re-pushing the same records (all unchanged), for a re-push where 1,000 people
+//! changed, records/s, the server's peak
 //! memory, and the latency of the report endpoint on the first run.
 
 use std::io::{BufRead, BufReader};
@@ -20,7 +24,9 @@ fn main() -> anyhow::Result<()> {
     }
     let users: usize = flag(&args, "--users").unwrap_or(100_000);
     let dir = tempfile::tempdir()?;
-    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let database_url = text_flag(&args, "--database-url")
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let backend = hris_sync::store::Backend::from_url(&database_url)?;
 
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--serve", &database_url])
@@ -39,10 +45,14 @@ fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(600))
         .build()?;
 
-    let body =
-        serde_json::to_vec(&json!({"source": "bench", "mode": "full", "users": company(users)}))?;
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the database is not empty (no organization was created): give an empty one"
+    );
+    let mut people = company(users);
+    let body = serde_json::to_vec(&json!({"source": "bench", "mode": "full", "users": people}))?;
     println!(
-        "hris-sync bench: {users} users, {:.1} MB JSON body, SQLite",
+        "hris-sync bench: {users} users, {:.1} MB JSON body, {backend:?}",
         body.len() as f64 / 1e6
     );
 
@@ -50,6 +60,16 @@ fn main() -> anyhow::Result<()> {
     report("first full sync", users, &first);
     let again = timed_sync(&client, &base, &token, &body)?;
     report("unchanged re-push", users, &again);
+    // One person in a hundred (1,000 of 100,000) changed phone number and team.
+    let step = (users / 1_000).max(1);
+    for (i, person) in people.iter_mut().enumerate().filter(|(i, _)| i % step == 0) {
+        person["phone"] = json!(format!("+44 7{i:09}"));
+        person["teams"] = json!([format!("Team {}", (i + 1) % 60)]);
+    }
+    let changed =
+        serde_json::to_vec(&json!({"source": "bench", "mode": "full", "users": people}))?;
+    let third = timed_sync(&client, &base, &token, &changed)?;
+    report("re-push with changes", users, &third);
 
     let run_id = first.run["id"].as_str().unwrap_or_default();
     for (what, query) in [
@@ -227,6 +247,11 @@ fn peak_memory_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn text_flag(args: &[String], name: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
 }
 
 fn flag(args: &[String], name: &str) -> Option<usize> {

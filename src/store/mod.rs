@@ -17,7 +17,7 @@ pub mod users;
 mod pool;
 
 pub use pool::{
-    begin_bulk_write, checkpoint, connect, durable_write_transaction, end_bulk_write, migrate,
+    begin_bulk_transaction, begin_bulk_write, checkpoint, connect, durable_write_transaction, end_bulk_write, migrate,
     pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError,
 };
 

@@ -198,6 +198,18 @@ pub fn begin_bulk_write(conn: &mut DbConn) -> diesel::QueryResult<()> {
     }
 }
 
+/// Called first inside a run's write transaction. PostgreSQL: no sequential scans until the
+/// transaction ends (`SET LOCAL`). The foreign-key checks of the users a run inserts are
+/// queries that PostgreSQL plans once per connection and caches; planned while the table is
+/// small (a first sync starts empty), a sequential scan looks cheapest and is then repeated
+/// for every one of the run's 100,000 rows as the table grows. SQLite: nothing to do.
+pub fn begin_bulk_transaction(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Postgres(c) => c.batch_execute("SET LOCAL enable_seqscan = off;"),
+        DbConn::Sqlite(_) => Ok(()),
+    }
+}
+
 /// Undoes [`begin_bulk_write`] once the run is committed (and visible). The WAL the run
 /// grew is folded back by [`checkpoint`], off the run worker's path.
 pub fn end_bulk_write(conn: &mut DbConn) -> diesel::QueryResult<()> {

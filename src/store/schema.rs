@@ -8,6 +8,7 @@ diesel::table! {
         name -> Text,
         settings -> Text,
         created_at -> Text,
+        last_claimed_at -> Nullable<Text>,
     }
 }
 
@@ -42,6 +43,10 @@ diesel::table! {
         summary -> Nullable<Text>,
         logs -> Text,
         retry_of -> Nullable<Text>,
+        claimed_by -> Nullable<Text>,
+        lease_expires_at -> Nullable<Text>,
+        not_before -> Nullable<Text>,
+        transient_failures -> Integer,
     }
 }
 

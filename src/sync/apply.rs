@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use crate::config::TestHooks;
 use crate::domain::{search_key, EventKind, UserState};
 use crate::store::models::{EventRow, TeamRow, UserRow};
-use crate::store::{events, teams, users, DbConn};
+use crate::store::{begin_bulk_transaction, events, teams, users, DbConn};
 use crate::sync::plan::{Event, Sink};
 
 /// Rows buffered before a batch is handed to the writer.
@@ -79,6 +79,7 @@ fn write_batches(
     now: &str,
     batches: Receiver<Batch>,
 ) -> anyhow::Result<()> {
+    begin_bulk_transaction(conn)?;
     for batch in batches {
         teams::insert_all(conn, &batch.teams)?;
         users::insert_all(conn, &batch.created)?;
