@@ -17,8 +17,8 @@ pub mod users;
 mod pool;
 
 pub use pool::{
-    begin_bulk_transaction, begin_bulk_write, checkpoint, connect, durable_write_transaction, end_bulk_write, migrate,
-    pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError,
+    begin_bulk_transaction, begin_bulk_write, checkpoint, connect, connect_with, durable_write_transaction, end_bulk_write, migrate,
+    pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError, PoolOptions,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};

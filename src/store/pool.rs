@@ -49,11 +49,32 @@ impl Backend {
     }
 }
 
+/// How the pool is sized and how long things may wait.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub size: u32,
+    /// Longest wait for a free connection.
+    pub timeout: Duration,
+    /// PostgreSQL `statement_timeout` of every connection; `None` for none.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolOptions {
+    pub fn sized(size: u32) -> PoolOptions {
+        PoolOptions {
+            size,
+            timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        }
+    }
+}
+
 /// Opens connections of the backend named by the URL, SQLite ones with their pragmas set.
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: String,
     backend: Backend,
+    statement_timeout: Option<Duration>,
 }
 
 impl ConnectionManager {
@@ -61,12 +82,22 @@ impl ConnectionManager {
         Ok(ConnectionManager {
             url: url.to_owned(),
             backend: Backend::from_url(url)?,
+            statement_timeout: None,
         })
     }
 
     fn open(&self) -> Result<DbConn, r2d2::Error> {
         match self.backend {
-            Backend::Postgres => Ok(DbConn::Postgres(PgConnection::establish(&self.url)?)),
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&self.url)?;
+                if let Some(timeout) = self.statement_timeout {
+                    conn.batch_execute(&format!(
+                        "SET statement_timeout = {};",
+                        timeout.as_millis().max(1)
+                    ))?;
+                }
+                Ok(DbConn::Postgres(conn))
+            }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url)?;
                 // busy_timeout first: the journal-mode switch itself may wait for a lock.
@@ -100,13 +131,20 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
-/// Builds the pool and migrates the database. Fails fast when the database cannot be reached.
+/// Builds a pool of `size` connections and migrates the database. Fails fast when the
+/// database cannot be reached.
 pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
-    let manager = ConnectionManager::new(url)?;
+    connect_with(url, &PoolOptions::sized(size))
+}
+
+/// [`connect`] with every pool option.
+pub fn connect_with(url: &str, options: &PoolOptions) -> anyhow::Result<DbPool> {
+    let mut manager = ConnectionManager::new(url)?;
+    manager.statement_timeout = options.statement_timeout;
     let pool = r2d2::Pool::builder()
-        .max_size(size)
+        .max_size(options.size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(options.timeout)
         .build(manager)
         .with_context(|| format!("cannot open the database {}", redact(url)))?;
     let mut conn = pool.get().context("cannot get a database connection")?;

@@ -19,6 +19,7 @@ use crate::sync::approval::check_approval_flow;
 use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::Directory;
 use crate::sync::duplicates::mark_duplicates;
+use crate::sync::faults::{classify, Fault};
 use crate::sync::plan::{needs_full_row, plan, PlanContext, Totals};
 use crate::sync::push::{read_json_records, ReadRecords};
 use crate::sync::validate::Rules;
@@ -155,6 +156,9 @@ pub fn process_run(
             );
             Ok(status)
         }
+        // A fault outside the run's data (to be retried), or a run another instance took over:
+        // the worker's to handle.
+        Err(error) if classify(&error) != Fault::Permanent => Err(error),
         Err(error) => {
             tracing::error!(error = ?error, "run failed; its transaction was rolled back");
             logs.push(log_line(

@@ -8,6 +8,7 @@ pub mod conflicts;
 pub mod directory;
 pub mod duplicates;
 pub mod engine;
+pub mod faults;
 pub mod plan;
 pub mod push;
 pub mod record;

@@ -7,14 +7,28 @@ use serde_json::{json, Value};
 
 use crate::helpers::{person, spawn_app, spawn_app_with, start, TestApp};
 
-/// Sets a run's status and attempts behind the service's back, as a crash would leave them.
+/// Sets a run's status and attempts behind the service's back, as a crash would leave them:
+/// a `running` run's lease has expired (its instance is gone).
 fn force_run(database_url: &str, run_id: &str, status: &str, attempts: i32) {
+    set_run(database_url, run_id, status, attempts, "2000-01-01T00:00:00.000000Z");
+}
+
+/// Marks a run `running` under the live claim of another instance (its lease runs for an
+/// hour): its organization's queue waits behind it.
+fn hold_run(database_url: &str, run_id: &str) {
+    let in_an_hour = hris_sync::store::timestamp(chrono::Utc::now() + chrono::Duration::hours(1));
+    set_run(database_url, run_id, "running", 1, &in_an_hour);
+}
+
+fn set_run(database_url: &str, run_id: &str, status: &str, attempts: i32, lease_expires_at: &str) {
     let pool = hris_sync::store::connect(database_url, 1).expect("database");
     let mut conn = pool.get().expect("connection");
     let changed = diesel::update(sync_runs::table.find(run_id))
         .set((
             sync_runs::status.eq(status),
             sync_runs::attempts.eq(attempts),
+            sync_runs::claimed_by.eq("another-instance"),
+            sync_runs::lease_expires_at.eq(lease_expires_at),
         ))
         .execute(&mut *conn)
         .expect("run updated");
@@ -39,7 +53,7 @@ fn restart(first: &mut TestApp) -> TestApp {
 fn push_while_busy(app: &TestApp, users: Value) -> (String, String) {
     let blocker = app.sync("incremental", json!([person("BLOCKER")]));
     let blocker = blocker["id"].as_str().unwrap().to_owned();
-    force_run(&app.database_url, &blocker, "running", 1);
+    hold_run(&app.database_url, &blocker);
     let run = app.push("incremental", users);
     let id = run["id"].as_str().unwrap().to_owned();
     std::thread::sleep(std::time::Duration::from_millis(300));
