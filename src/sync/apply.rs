@@ -56,7 +56,7 @@ pub fn plan_and_write<T>(
     hooks: &TestHooks,
     plan: impl FnOnce(&mut DatabaseSink<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let inject_fault = !dry_run && hooks.transient_faults.take();
+    let inject_fault = hooks.transient_faults.take();
     std::thread::scope(|scope| {
         let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let writer = std::thread::Builder::new()

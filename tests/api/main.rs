@@ -7,6 +7,7 @@ mod errors;
 mod health;
 mod helpers;
 mod openapi;
+mod queue;
 mod recovery;
 mod sync_approval;
 mod sync_directory;

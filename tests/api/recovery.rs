@@ -288,3 +288,39 @@ fn a_server_killed_while_processing_a_run_finishes_it_after_a_restart() {
         .unwrap();
     assert_eq!(users["items"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_run_whose_instance_stopped_renewing_its_lease_is_taken_over_and_says_so() {
+    let app = spawn_app();
+    let (run_id, blocker) = push_while_busy(&app, people(0..3));
+    // Another instance claimed the run, then vanished: its lease ran out long ago. The
+    // blocker ends meanwhile, so nothing else holds the organization's queue.
+    force_run(&app.database_url, &run_id, "running", 1);
+    force_run(&app.database_url, &blocker, "succeeded", 1);
+
+    let run = app.wait_for_run(&run_id);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["created"], 3, "applied once: {run}");
+    let logs = run["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["level"], "warning");
+    let message = logs[0]["message"].as_str().unwrap();
+    assert!(message.contains("another-instance"), "{message}");
+    assert!(message.contains("took it over"), "{message}");
+}
+
+#[test]
+fn a_run_held_under_a_live_lease_is_left_to_its_instance() {
+    let app = spawn_app();
+    let (run_id, blocker) = push_while_busy(&app, people(0..2));
+    // The blocker is another instance's run, still under its lease: several polls later it
+    // is still that instance's, and the organization's queue still waits behind it.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let held = app.get_json(&format!("/v1/syncs/{blocker}"));
+    assert_eq!(held["status"], "running", "{held}");
+    assert_eq!(held["logs"], json!([]));
+    assert_eq!(
+        app.get_json(&format!("/v1/syncs/{run_id}"))["status"],
+        "pending"
+    );
+}
