@@ -66,8 +66,7 @@ fn main() -> anyhow::Result<()> {
         person["phone"] = json!(format!("+44 7{i:09}"));
         person["teams"] = json!([format!("Team {}", (i + 1) % 60)]);
     }
-    let changed =
-        serde_json::to_vec(&json!({"source": "bench", "mode": "full", "users": people}))?;
+    let changed = serde_json::to_vec(&json!({"source": "bench", "mode": "full", "users": people}))?;
     let third = timed_sync(&client, &base, &token, &changed)?;
     report("re-push with changes", users, &third);
 

@@ -65,7 +65,9 @@ impl TransientFaults {
     /// True (and one fewer left) while faults are left to inject.
     pub fn take(&self) -> bool {
         self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
             .is_ok()
     }
 
@@ -115,7 +117,11 @@ pub fn new_instance_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "hris-sync".to_owned());
     let random = uuid::Uuid::now_v7().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[random.len() - 6..])
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &random[random.len() - 6..]
+    )
 }
 
 /// Tuning of the database and of the run queue: `hris-sync serve` flags and their environment
@@ -129,7 +135,12 @@ pub struct TuningArgs {
     #[arg(long, env = "HRIS_SYNC_POOL_TIMEOUT", default_value_t = DEFAULT_POOL_TIMEOUT_SECS, global = true)]
     pub pool_timeout: u64,
     /// PostgreSQL: seconds a statement may run before the server cancels it (0: no limit).
-    #[arg(long, env = "HRIS_SYNC_STATEMENT_TIMEOUT", default_value_t = 0, global = true)]
+    #[arg(
+        long,
+        env = "HRIS_SYNC_STATEMENT_TIMEOUT",
+        default_value_t = 0,
+        global = true
+    )]
     pub statement_timeout: u64,
     /// Seconds a claimed run stays this instance's without a heartbeat; then another instance
     /// takes it over.

@@ -17,8 +17,9 @@ pub mod users;
 mod pool;
 
 pub use pool::{
-    begin_bulk_transaction, begin_bulk_write, checkpoint, connect, connect_with, durable_write_transaction, end_bulk_write, migrate,
-    pending_migrations, write_transaction, Backend, DbConn, DbPool, PoolError, PoolOptions,
+    advisory_transaction_lock, begin_bulk_transaction, begin_bulk_write, checkpoint, connect,
+    connect_with, durable_write_transaction, end_bulk_write, migrate, pending_migrations,
+    write_transaction, Backend, DbConn, DbPool, PoolError, PoolOptions, BOOTSTRAP_LOCK,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -152,13 +152,33 @@ pub fn connect_with(url: &str, options: &PoolOptions) -> anyhow::Result<DbPool> 
     Ok(pool)
 }
 
-/// Applies the pending migrations of the connection's backend.
+/// Keys of PostgreSQL advisory locks: one process at a time migrates, or creates the first
+/// organization. (Arbitrary constants, unique to this service.)
+pub const MIGRATION_LOCK: i64 = 0x6872_6973_0001;
+pub const BOOTSTRAP_LOCK: i64 = 0x6872_6973_0002;
+
+/// Applies the pending migrations of the connection's backend. On PostgreSQL, instances
+/// starting together take turns (an advisory lock), so that only one applies them.
 pub fn migrate(conn: &mut DbConn) -> anyhow::Result<()> {
     let result = match conn {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
-        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConn::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK});"))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK});"))?;
+            result
+        }
     };
     result.map_err(|error| anyhow!("cannot migrate the database: {error}"))
+}
+
+/// PostgreSQL: waits for the transaction-scoped advisory lock `key` (released at commit or
+/// rollback). SQLite: nothing to do, a write transaction already excludes other writers.
+pub fn advisory_transaction_lock(conn: &mut DbConn, key: i64) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Postgres(c) => c.batch_execute(&format!("SELECT pg_advisory_xact_lock({key});")),
+        DbConn::Sqlite(_) => Ok(()),
+    }
 }
 
 /// How many migrations the database still lacks (0 when it is ready).

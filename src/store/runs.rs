@@ -528,7 +528,13 @@ pub fn fail_claimed(
         if held.as_deref() != Some(claimant.instance_id.as_str()) {
             return Ok(false);
         }
-        finish(conn, run_id, RunStatus::Failed, None, std::slice::from_ref(&line))?;
+        finish(
+            conn,
+            run_id,
+            RunStatus::Failed,
+            None,
+            std::slice::from_ref(&line),
+        )?;
         Ok(true)
     })
 }
@@ -655,7 +661,10 @@ fn requeue_interrupted(
             ),
         )
     } else {
-        (RunStatus::Pending, log_line(LogLevel::Warning, message.to_owned()))
+        (
+            RunStatus::Pending,
+            log_line(LogLevel::Warning, message.to_owned()),
+        )
     };
     let logs = with_log_lines(conn, id, std::slice::from_ref(&line))?;
     let finished_at = status.is_final().then(now);

@@ -225,12 +225,7 @@ fn update_chunk_postgres(conn: &mut diesel::PgConnection, rows: &[UserRow]) -> Q
     let updated = query.execute(conn)?;
     if updated != rows.len() {
         return Err(diesel::result::Error::QueryBuilderError(
-            format!(
-                "{} of {} users to update were found",
-                updated,
-                rows.len()
-            )
-            .into(),
+            format!("{} of {} users to update were found", updated, rows.len()).into(),
         ));
     }
     Ok(())

@@ -105,11 +105,20 @@ const TRANSIENT_MESSAGES: &[(&str, &str)] = &[
     ("disk i/o error", "an I/O error occurred"),
     ("could not write", "an I/O error occurred"),
     ("could not read", "an I/O error occurred"),
-    ("attempt to write a readonly database", "the database was read-only"),
+    (
+        "attempt to write a readonly database",
+        "the database was read-only",
+    ),
     ("read-only transaction", "the database was read-only"),
-    ("too many connections", "the database had no free connection"),
+    (
+        "too many connections",
+        "the database had no free connection",
+    ),
     ("terminating connection", "the database connection was lost"),
-    ("server closed the connection", "the database connection was lost"),
+    (
+        "server closed the connection",
+        "the database connection was lost",
+    ),
     ("connection reset", "the database connection was lost"),
     ("the database system is", "the database was restarting"),
 ];
@@ -127,7 +136,10 @@ mod tests {
     use super::*;
 
     fn database_error(kind: DatabaseErrorKind, message: &str) -> anyhow::Error {
-        anyhow::Error::new(DieselError::DatabaseError(kind, Box::new(message.to_owned())))
+        anyhow::Error::new(DieselError::DatabaseError(
+            kind,
+            Box::new(message.to_owned()),
+        ))
     }
 
     #[test]
@@ -140,8 +152,14 @@ mod tests {
                 DatabaseErrorKind::Unknown,
                 "could not extend file \"base/16384/16402\": No space left on device",
             ),
-            (DatabaseErrorKind::ClosedConnection, "server closed the connection"),
-            (DatabaseErrorKind::SerializationFailure, "could not serialize access"),
+            (
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+            (
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access",
+            ),
             (
                 DatabaseErrorKind::Unknown,
                 "terminating connection due to administrator command",
@@ -159,9 +177,15 @@ mod tests {
     fn faults_of_the_data_or_the_code_are_permanent() {
         for (kind, message) in [
             (DatabaseErrorKind::UniqueViolation, "duplicate key value"),
-            (DatabaseErrorKind::ForeignKeyViolation, "violates foreign key"),
+            (
+                DatabaseErrorKind::ForeignKeyViolation,
+                "violates foreign key",
+            ),
             (DatabaseErrorKind::Unknown, "no such table: sync_events"),
-            (DatabaseErrorKind::Unknown, "canceling statement due to statement timeout"),
+            (
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to statement timeout",
+            ),
         ] {
             assert_eq!(classify(&database_error(kind, message)), Fault::Permanent);
         }

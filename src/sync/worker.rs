@@ -203,43 +203,76 @@ fn with_heartbeat<T>(
 }
 
 /// What happens to a run whose processing returned an error: queued again after a transient
-/// fault, left alone if another instance took it over, failed otherwise.
+/// fault, left alone if another instance took it over, failed otherwise. Recording it is tried
+/// a few times, since the fault may be a database that is briefly away.
 fn after_error(pool: &DbPool, settings: &WorkerSettings, run_id: &str, error: &anyhow::Error) {
     let fault = classify(error);
-    let recorded = pool.get().map_err(anyhow::Error::from).and_then(|mut conn| {
-        Ok(match fault {
-            Fault::Transient(cause) => {
-                tracing::warn!(error = %format!("{error:#}"), cause, "a transient fault interrupted the run");
-                let status = runs::requeue_after_transient_fault(
-                    &mut conn,
-                    run_id,
-                    &settings.claimant,
-                    cause,
-                    settings.retry_backoff,
-                    settings.max_run_attempts,
-                )?;
-                if let Some(status) = status {
-                    tracing::warn!(%status, "the run was set back after a transient fault");
-                }
-            }
-            Fault::TakenOver => {
-                tracing::warn!("the run was taken over by another instance; its work here was rolled back");
-            }
-            Fault::Permanent => {
-                tracing::error!(failure = %format!("{error:#}"), "the run could not be processed");
-                let line = log_line(
-                    LogLevel::Error,
-                    "The run failed on an internal error and nothing of it was applied; the cause was logged by the service.".into(),
-                );
-                runs::fail_claimed(&mut conn, run_id, &settings.claimant, line)?;
-            }
-        })
-    });
-    if let Err(error) = recorded {
-        // The run stays `running`; its lease expires and it is taken over (or, on SQLite,
-        // recovered at the next start).
-        tracing::error!(%error, "cannot record the run's outcome");
+    match fault {
+        Fault::Transient(cause) => {
+            tracing::warn!(error = %format!("{error:#}"), cause, "a transient fault interrupted the run");
+        }
+        Fault::TakenOver => {
+            tracing::warn!(
+                "the run was taken over by another instance; its work here was rolled back"
+            );
+            return;
+        }
+        Fault::Permanent => {
+            tracing::error!(failure = %format!("{error:#}"), "the run could not be processed");
+        }
     }
+    for attempt in 1..=RECORD_ATTEMPTS {
+        let recorded = pool
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut conn| record_outcome(&mut conn, settings, run_id, fault));
+        match recorded {
+            Ok(()) => return,
+            Err(error) if attempt == RECORD_ATTEMPTS => {
+                // The run stays `running`; its lease expires and it is taken over (or, on
+                // SQLite, recovered at the next start).
+                tracing::error!(%error, "cannot record the run's outcome");
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, "cannot record the run's outcome yet");
+                std::thread::sleep(Duration::from_secs(u64::from(attempt)));
+            }
+        }
+    }
+}
+
+const RECORD_ATTEMPTS: u32 = 3;
+
+fn record_outcome(
+    conn: &mut DbConn,
+    settings: &WorkerSettings,
+    run_id: &str,
+    fault: Fault,
+) -> anyhow::Result<()> {
+    match fault {
+        Fault::Transient(cause) => {
+            let status = runs::requeue_after_transient_fault(
+                conn,
+                run_id,
+                &settings.claimant,
+                cause,
+                settings.retry_backoff,
+                settings.max_run_attempts,
+            )?;
+            if let Some(status) = status {
+                tracing::warn!(%status, "the run was set back after a transient fault");
+            }
+        }
+        Fault::TakenOver => {}
+        Fault::Permanent => {
+            let line = log_line(
+                LogLevel::Error,
+                "The run failed on an internal error and nothing of it was applied; the cause was logged by the service.".into(),
+            );
+            runs::fail_claimed(conn, run_id, &settings.claimant, line)?;
+        }
+    }
+    Ok(())
 }
 
 fn log_take_overs(taken: &[(String, RunStatus)]) {

@@ -93,10 +93,6 @@ impl TestDatabase {
             TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
         }
     }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, TestDatabase::Postgres { .. })
-    }
 }
 
 impl Default for TestDatabase {
@@ -114,7 +110,8 @@ impl Drop for TestDatabase {
         {
             // Best effort: the cluster of a CI run is thrown away anyway.
             if let Ok(mut admin) = try_postgres_admin(server_url) {
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
         }
     }
@@ -436,6 +433,11 @@ pub struct BinaryServer {
 
 impl BinaryServer {
     pub fn start(database_url: &str) -> BinaryServer {
+        BinaryServer::start_with_env(database_url, &[])
+    }
+
+    /// [`BinaryServer::start`] with more environment variables (`HRIS_SYNC_INSTANCE_ID`…).
+    pub fn start_with_env(database_url: &str, env: &[(&str, &str)]) -> BinaryServer {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hris-sync"))
             .args([
@@ -450,6 +452,7 @@ impl BinaryServer {
             // A killed server's run is taken over (PostgreSQL) three seconds after its last
             // heartbeat rather than thirty.
             .env("HRIS_SYNC_RUN_LEASE", "3")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

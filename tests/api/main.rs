@@ -1,4 +1,5 @@
-//! Black-box tests over HTTP against the real server, each on its own fresh SQLite file.
+//! Black-box tests over HTTP against the real server, each on its own fresh database: a
+//! SQLite file, or a PostgreSQL database when `HRIS_SYNC_TEST_POSTGRES_URL` is set.
 
 mod auth;
 mod cli;
@@ -6,7 +7,9 @@ mod error_codes;
 mod errors;
 mod health;
 mod helpers;
+mod instances;
 mod openapi;
+mod postgres;
 mod queue;
 mod recovery;
 mod sync_approval;

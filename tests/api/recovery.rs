@@ -10,7 +10,13 @@ use crate::helpers::{person, spawn_app, spawn_app_with, start, TestApp};
 /// Sets a run's status and attempts behind the service's back, as a crash would leave them:
 /// a `running` run's lease has expired (its instance is gone).
 fn force_run(database_url: &str, run_id: &str, status: &str, attempts: i32) {
-    set_run(database_url, run_id, status, attempts, "2000-01-01T00:00:00.000000Z");
+    set_run(
+        database_url,
+        run_id,
+        status,
+        attempts,
+        "2000-01-01T00:00:00.000000Z",
+    );
 }
 
 /// Marks a run `running` under the live claim of another instance (its lease runs for an
