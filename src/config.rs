@@ -189,6 +189,61 @@ mod tests {
         assert_eq!(faults.left(), 0);
     }
 
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        tuning: TuningArgs,
+    }
+
+    fn configured(args: &[&str]) -> Config {
+        use clap::Parser;
+        let flags = Flags::try_parse_from(std::iter::once("hris-sync").chain(args.iter().copied()))
+            .expect("valid flags");
+        flags
+            .tuning
+            .apply(Config::new("127.0.0.1:0", "sqlite://x.db"))
+    }
+
+    #[test]
+    fn tuning_flags_reach_the_configuration() {
+        let config = configured(&[
+            "--pool-size",
+            "3",
+            "--pool-timeout",
+            "4",
+            "--statement-timeout",
+            "7",
+            "--run-lease",
+            "9",
+            "--max-run-attempts",
+            "2",
+            "--retry-backoff",
+            "1",
+            "--instance-id",
+            "node-a",
+        ]);
+        assert_eq!(config.pool_size, 3);
+        assert_eq!(config.pool_timeout, Duration::from_secs(4));
+        assert_eq!(config.statement_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(config.run_lease, Duration::from_secs(9));
+        assert_eq!(config.max_run_attempts, 2);
+        assert_eq!(config.retry_backoff, Duration::from_secs(1));
+        assert_eq!(config.instance_id, "node-a");
+    }
+
+    #[test]
+    fn without_flags_the_defaults_hold_and_zero_means_no_statement_timeout() {
+        let config = configured(&[]);
+        assert_eq!(config.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(config.statement_timeout, None);
+        assert_eq!(
+            config.run_lease,
+            Duration::from_secs(DEFAULT_RUN_LEASE_SECS)
+        );
+        assert_eq!(config.max_run_attempts, DEFAULT_MAX_RUN_ATTEMPTS);
+        assert!(!config.instance_id.is_empty());
+    }
+
     #[test]
     fn instance_ids_differ_from_start_to_start() {
         assert_ne!(new_instance_id(), new_instance_id());

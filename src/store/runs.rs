@@ -610,8 +610,22 @@ pub fn recover_interrupted(conn: &mut DbConn) -> QueryResult<Vec<(String, RunSta
 /// without leases, or by hand) counts as expired. On PostgreSQL rows locked by a live
 /// transaction are skipped: their run is being finished right now.
 pub fn take_over_expired(conn: &mut DbConn) -> QueryResult<Vec<(String, RunStatus)>> {
+    let now = now();
+    let expired = |now: &str| {
+        sync_runs::table
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .filter(
+                sync_runs::lease_expires_at
+                    .is_null()
+                    .or(sync_runs::lease_expires_at.lt(now.to_owned())),
+            )
+    };
+    // A read first, so that the usual case (nothing expired) takes no write lock.
+    let any: i64 = expired(&now).count().get_result(conn)?;
+    if any == 0 {
+        return Ok(Vec::new());
+    }
     write_transaction(conn, |conn| {
-        let now = now();
         let query = sync_runs::table
             .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
             .filter(
@@ -697,4 +711,21 @@ fn with_log_lines(conn: &mut DbConn, run_id: &str, lines: &[LogLine]) -> QueryRe
     let mut logs: Vec<LogLine> = serde_json::from_str(&stored).unwrap_or_default();
     logs.extend_from_slice(lines);
     Ok(serde_json::to_string(&logs).unwrap_or_else(|_| "[]".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_from_the_backoff_up_to_ten_minutes() {
+        let backoff = std::time::Duration::from_secs(2);
+        let seconds = |failures| retry_delay(backoff, failures).num_seconds();
+        assert_eq!(seconds(1), 2);
+        assert_eq!(seconds(2), 4);
+        assert_eq!(seconds(3), 8);
+        assert_eq!(seconds(9), 512);
+        assert_eq!(seconds(10), 600);
+        assert_eq!(seconds(40), 600);
+    }
 }

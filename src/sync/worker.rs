@@ -188,7 +188,11 @@ fn with_heartbeat<T>(
                 match renewed {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!("the run's lease was lost: another instance took it over");
+                        // Finished a moment ago, or taken over (then the run's own transaction
+                        // notices and rolls back).
+                        tracing::info!(
+                            "the run is no longer held by this instance: heartbeat stops"
+                        );
                         return;
                     }
                     Err(error) => tracing::warn!(%error, "cannot renew the run's lease"),

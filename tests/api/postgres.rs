@@ -62,3 +62,37 @@ fn the_manager_foreign_key_check_looks_users_up_by_key_even_on_a_fresh_table() {
     assert!(!plan.contains("Filter"), "a scan with a filter: {plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
 }
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    statement_timeout: String,
+}
+
+#[test]
+fn the_statement_timeout_is_set_on_every_connection_of_the_pool() {
+    if postgres_url().is_none() {
+        eprintln!("skipped: needs PostgreSQL ({POSTGRES_URL_VAR}; see scripts/with-postgres)");
+        return;
+    }
+    let database = TestDatabase::new();
+    let options = hris_sync::store::PoolOptions {
+        size: 2,
+        timeout: std::time::Duration::from_secs(5),
+        statement_timeout: Some(std::time::Duration::from_millis(1_500)),
+    };
+    let pool = hris_sync::store::connect_with(database.url(), &options).expect("pool");
+    let connections = [pool.get().unwrap(), pool.get().unwrap()];
+    for mut conn in connections {
+        let DbConn::Postgres(pg) = &mut *conn else {
+            unreachable!("a PostgreSQL connection")
+        };
+        let shown: Setting = diesel::sql_query("SHOW statement_timeout")
+            .get_result(pg)
+            .unwrap();
+        assert_eq!(shown.statement_timeout, "1500ms");
+        let slow = diesel::sql_query("SELECT pg_sleep(3)").execute(pg);
+        let error = slow.expect_err("cancelled by the timeout").to_string();
+        assert!(error.contains("statement timeout"), "{error}");
+    }
+}
