@@ -17,9 +17,10 @@ pub mod users;
 mod pool;
 
 pub use pool::{
-    advisory_transaction_lock, begin_bulk_transaction, begin_bulk_write, checkpoint, connect,
-    connect_with, durable_write_transaction, end_bulk_write, migrate, pending_migrations,
-    write_transaction, Backend, DbConn, DbPool, PoolError, PoolOptions, BOOTSTRAP_LOCK,
+    advisory_transaction_lock, analyze, begin_bulk_transaction, begin_bulk_write, checkpoint,
+    connect, connect_with, durable_write_transaction, end_bulk_write, migrate, pending_migrations,
+    refresh_statistics_after_first_batch, write_transaction, Backend, DbConn, DbPool, PoolError,
+    PoolOptions, BOOTSTRAP_LOCK,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -260,12 +260,47 @@ pub fn begin_bulk_write(conn: &mut DbConn) -> diesel::QueryResult<()> {
 /// transaction ends (`SET LOCAL`). The foreign-key checks of the users a run inserts are
 /// queries that PostgreSQL plans once per connection and caches; planned while the table is
 /// small (a first sync starts empty), a sequential scan looks cheapest and is then repeated
-/// for every one of the run's 100,000 rows as the table grows. SQLite: nothing to do.
+/// for every one of the run's 100,000 rows as the table grows (see also
+/// [`refresh_statistics_after_first_batch`]). SQLite: nothing to do.
 pub fn begin_bulk_transaction(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
         DbConn::Postgres(c) => c.batch_execute("SET LOCAL enable_seqscan = off;"),
         DbConn::Sqlite(_) => Ok(()),
     }
+}
+
+/// Below this many rows in the planner's statistics, a run's transaction analyses `users`
+/// itself once it has written its first batch of new users.
+const SMALL_TABLE_ROWS: f32 = 10_000.0;
+
+/// PostgreSQL, inside a run's transaction, after its first batch of new users: if the
+/// planner's statistics say `users` is (nearly) empty — a first sync on a fresh database, or a
+/// retry after autovacuum cleaned up an aborted one — runs `ANALYZE users` right there.
+/// PostgreSQL checks the manager foreign key row by row with a cached plan of `WHERE
+/// organization_id = $1 AND id = $2`; on a table believed empty every index that starts with,
+/// or contains, `organization_id` costs the same, and it picked `users_by_email` with `id` as
+/// a filter: a scan of the whole organization per inserted user, and 503 s for a first sync of
+/// 100,000 users. ANALYZE inside the transaction counts the transaction's own new rows, and
+/// keeps other ANALYZEs (autovacuum's) from resetting the statistics until the commit.
+/// SQLite: nothing to do.
+pub fn refresh_statistics_after_first_batch(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    use diesel::sql_types::Float;
+    #[derive(diesel::QueryableByName)]
+    struct Estimate {
+        #[diesel(sql_type = Float)]
+        reltuples: f32,
+    }
+    let DbConn::Postgres(c) = conn else {
+        return Ok(());
+    };
+    let estimate: Estimate = diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT reltuples FROM pg_class WHERE oid = 'users'::regclass"),
+        c,
+    )?;
+    if estimate.reltuples < SMALL_TABLE_ROWS {
+        c.batch_execute("ANALYZE users;")?;
+    }
+    Ok(())
 }
 
 /// Undoes [`begin_bulk_write`] once the run is committed (and visible). The WAL the run
@@ -286,6 +321,15 @@ pub fn checkpoint(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);"),
         DbConn::Postgres(_) => Ok(()),
+    }
+}
+
+/// PostgreSQL: refreshes the planner's statistics of the tables a large run grows. SQLite:
+/// nothing (it keeps no statistics unless asked, and then plans from the indexes alone).
+pub fn analyze(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Postgres(c) => c.batch_execute("ANALYZE users, teams, sync_events;"),
+        DbConn::Sqlite(_) => Ok(()),
     }
 }
 

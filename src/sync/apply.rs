@@ -12,7 +12,10 @@ use anyhow::anyhow;
 use crate::config::TestHooks;
 use crate::domain::{search_key, EventKind, UserState};
 use crate::store::models::{EventRow, TeamRow, UserRow};
-use crate::store::{begin_bulk_transaction, events, runs, teams, users, DbConn};
+use crate::store::{
+    begin_bulk_transaction, events, refresh_statistics_after_first_batch, runs, teams, users,
+    DbConn,
+};
 use crate::sync::faults::{RunTakenOver, TransientFault};
 use crate::sync::plan::{Event, Sink};
 
@@ -90,9 +93,14 @@ fn write_batches(
     if inject_fault {
         return Err(TransientFault("the database was busy (a fault injected by a test)").into());
     }
+    let mut statistics_checked = false;
     for batch in batches {
         teams::insert_all(conn, &batch.teams)?;
         users::insert_all(conn, &batch.created)?;
+        if !statistics_checked && !batch.created.is_empty() {
+            refresh_statistics_after_first_batch(conn)?;
+            statistics_checked = true;
+        }
         users::update_all(conn, &batch.updated)?;
         users::set_state(
             conn,

@@ -1,7 +1,3 @@
-DROP INDEX users_by_email;
-CREATE UNIQUE INDEX users_by_email ON users (organization_id, email_key);
-DROP INDEX users_by_external_id;
-CREATE UNIQUE INDEX users_by_external_id ON users (organization_id, external_id);
 DROP INDEX users_by_manager;
 DROP INDEX sync_runs_queue;
 ALTER TABLE organizations DROP COLUMN last_claimed_at;

@@ -20,18 +20,3 @@ ALTER TABLE organizations ADD COLUMN last_claimed_at TEXT;
 CREATE INDEX sync_runs_queue ON sync_runs (status, organization_id, id);
 -- Deleting a user checks that nobody reports to them.
 CREATE INDEX users_by_manager ON users (organization_id, manager_id) WHERE manager_id IS NOT NULL;
-
--- PostgreSQL checks the manager foreign key row by row with the query
--- `SELECT 1 FROM users WHERE organization_id = $1 AND id = $2 FOR KEY SHARE`, planned once per
--- connection and cached. With unique indexes on (organization_id, email_key) and
--- (organization_id, external_id), a table that is small or never analysed makes the planner
--- see them as no worse than (organization_id, id): it picked users_by_email with `id` as a
--- filter, that is a scan of the whole organization for every user inserted, and a first sync
--- of 100,000 users took 503 s. Led by the column they look up, these two indexes no longer
--- match `organization_id = $1` alone, and the check always uses the key. (The run's
--- transaction also turns sequential scans off, for the same cached plan: see
--- src/sync/apply.rs.)
-DROP INDEX users_by_external_id;
-CREATE UNIQUE INDEX users_by_external_id ON users (external_id, organization_id);
-DROP INDEX users_by_email;
-CREATE UNIQUE INDEX users_by_email ON users (email_key, organization_id);
