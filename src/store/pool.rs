@@ -281,8 +281,9 @@ const SMALL_TABLE_ROWS: f32 = 10_000.0;
 /// or contains, `organization_id` costs the same, and it picked `users_by_email` with `id` as
 /// a filter: a scan of the whole organization per inserted user, and 503 s for a first sync of
 /// 100,000 users. ANALYZE inside the transaction counts the transaction's own new rows, and
-/// keeps other ANALYZEs (autovacuum's) from resetting the statistics until the commit.
-/// SQLite: nothing to do.
+/// keeps other ANALYZEs (autovacuum's) from resetting the statistics until the commit. (So a
+/// second run doing the same on another instance waits for this one's commit: only while the
+/// table is small, i.e. on a new database.) SQLite: nothing to do.
 pub fn refresh_statistics_after_first_batch(conn: &mut DbConn) -> diesel::QueryResult<()> {
     use diesel::sql_types::Float;
     #[derive(diesel::QueryableByName)]
