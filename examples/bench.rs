@@ -1,16 +1,19 @@
-//! Measures a sync end to end against a real server on a temporary SQLite file.
+//! Measures a sync end to end against a real server on a temporary SQLite file, or on the
+//! database `--database-url` names (it must be empty: a PostgreSQL one, for instance).
 //!
 //!     cargo run --release --example bench -- --users 100000
 //!     cargo run --release --example bench -- --users 100000 --csv
+//!     scripts/with-postgres sh -c 'cargo run --release --example bench -- \
+//!         --database-url "$HRIS_SYNC_TEST_POSTGRES_URL"'
 //!
 //! The server runs in a child process (this program re-executed with `--serve`), so that its
 //! peak memory is its own. Prints: seconds from POST to finished for a first full sync,
-//! seconds for re-pushing the same records (all unchanged), records/s, the server's peak
-//! memory, the latency of the report endpoint on the first run, and for each export of that
-//! run (report.csv, log.json, the period sync log as CSV and XLSX): time to the first byte,
-//! total time, size, and how much the server's resident memory grew while it streamed. With
-//! `--csv` the same people are uploaded as a CSV file, and the download of the first run's
-//! log.csv is timed.
+//! seconds for re-pushing the same records (all unchanged), for a re-push where 1,000 people
+//! changed, records/s, the server's peak memory, the latency of the report endpoint on the
+//! first run, and for each export of that run (report.csv, log.json, the period sync log as CSV
+//! and XLSX): time to the first byte, total time, size, and how much the server's resident
+//! memory grew while it streamed. With `--csv` the same people are uploaded as a CSV file, and
+//! the download of the first run's log.csv is timed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -25,7 +28,9 @@ fn main() -> anyhow::Result<()> {
     }
     let users: usize = flag(&args, "--users").unwrap_or(100_000);
     let dir = tempfile::tempdir()?;
-    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let database_url = text_flag(&args, "--database-url")
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let backend = hris_sync::store::Backend::from_url(&database_url)?;
 
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--serve", &database_url])
@@ -44,25 +49,33 @@ fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(600))
         .build()?;
 
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the database is not empty (no organization was created): give an empty one"
+    );
     // `--csv`: the same people as a CSV upload.
     let csv = args.iter().any(|a| a == "--csv");
-    let push = if csv {
-        Push {
-            body: company_csv(&company(users))?,
-            content_type: "text/csv",
-            path: "/v1/syncs?source=bench&mode=full",
-        }
-    } else {
-        Push {
-            body: serde_json::to_vec(
-                &json!({"source": "bench", "mode": "full", "users": company(users)}),
-            )?,
-            content_type: "application/json",
-            path: "/v1/syncs",
-        }
+    let mut people = company(users);
+    let push_of = |people: &[Value]| -> anyhow::Result<Push> {
+        Ok(if csv {
+            Push {
+                body: company_csv(people)?,
+                content_type: "text/csv",
+                path: "/v1/syncs?source=bench&mode=full",
+            }
+        } else {
+            Push {
+                body: serde_json::to_vec(
+                    &json!({"source": "bench", "mode": "full", "users": people}),
+                )?,
+                content_type: "application/json",
+                path: "/v1/syncs",
+            }
+        })
     };
+    let push = push_of(&people)?;
     println!(
-        "hris-sync bench: {users} users, {:.1} MB {} body, SQLite",
+        "hris-sync bench: {users} users, {:.1} MB {} body, {backend:?}",
         push.body.len() as f64 / 1e6,
         if csv { "CSV" } else { "JSON" }
     );
@@ -91,6 +104,15 @@ fn main() -> anyhow::Result<()> {
             log.iter().filter(|&&b| b == b'\n').count()
         );
     }
+    // One person in a hundred (1,000 of 100,000) changed phone number and team.
+    let step = (users / 1_000).max(1);
+    for (i, person) in people.iter_mut().enumerate().filter(|(i, _)| i % step == 0) {
+        person["phone"] = json!(format!("+44 7{i:09}"));
+        person["teams"] = json!([format!("Team {}", (i + 1) % 60)]);
+    }
+    let changed = push_of(&people)?;
+    let third = timed_sync(&client, &base, &token, &changed)?;
+    report("re-push with changes", users, &third);
 
     let run_id = first.run["id"].as_str().unwrap_or_default();
     for (what, query) in [
@@ -447,6 +469,11 @@ fn memory_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn text_flag(args: &[String], name: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
 }
 
 fn flag(args: &[String], name: &str) -> Option<usize> {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::config::{Config, DEFAULT_BIND, DEFAULT_DATABASE_URL};
+use crate::config::{Config, TuningArgs, DEFAULT_BIND, DEFAULT_DATABASE_URL};
 use crate::domain::Scope;
 use crate::startup::Application;
 use crate::store::models::OrganizationRow;
@@ -30,6 +30,8 @@ pub struct Cli {
     /// Address to listen on.
     #[arg(long, env = "HRIS_SYNC_BIND", default_value = DEFAULT_BIND, global = true)]
     bind: String,
+    #[command(flatten)]
+    tuning: TuningArgs,
 }
 
 #[derive(Debug, Args)]
@@ -131,7 +133,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database.database_url;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(Config::new(cli.bind, url)),
+        Command::Serve => serve(cli.tuning.apply(Config::new(cli.bind, url))),
         Command::Openapi => {
             print!("{}", crate::openapi::json()?);
             Ok(())

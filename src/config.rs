@@ -1,5 +1,7 @@
 //! Settings of a running service: flags > environment > defaults (clap resolves the first two).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything `startup` needs to build and run the service.
@@ -11,6 +13,22 @@ pub struct Config {
     pub database_url: String,
     /// Connections kept by the pool.
     pub pool_size: u32,
+    /// How long a request (or the run worker) waits for a free connection before giving up.
+    pub pool_timeout: Duration,
+    /// PostgreSQL: longest a single statement may run before the server cancels it
+    /// (`statement_timeout`); `None` for no limit. SQLite has no such setting.
+    pub statement_timeout: Option<Duration>,
+    /// Names this process in the runs it claims (`claimed_by`); unique per start by default.
+    pub instance_id: String,
+    /// How long a claimed run stays this instance's without a heartbeat. The worker renews it
+    /// every third of that while it works (PostgreSQL); another instance takes a run over once
+    /// its lease has expired.
+    pub run_lease: Duration,
+    /// Attempts a run gets when transient faults (disk full, database busy, connection lost)
+    /// interrupt it, before it ends `failed`.
+    pub max_run_attempts: u32,
+    /// Wait before the first retry after a transient fault; doubled at each further one.
+    pub retry_backoff: Duration,
     /// HTTP worker threads; defaults to the number of cores.
     pub http_workers: Option<usize>,
     /// Largest accepted request body.
@@ -38,6 +56,32 @@ pub struct TestHooks {
     /// Keep the run's write transaction open this long before committing, to show that reads
     /// do not wait for a run.
     pub hold_run_transaction: Option<Duration>,
+    /// Fail this many apply attempts (in total, over every run) with a transient fault, as a
+    /// busy database would, before letting them through.
+    pub transient_faults: TransientFaults,
+}
+
+/// A countdown of transient faults to inject, shared by every clone of the hooks.
+#[derive(Debug, Clone, Default)]
+pub struct TransientFaults(Arc<AtomicUsize>);
+
+impl TransientFaults {
+    pub fn new(count: usize) -> TransientFaults {
+        TransientFaults(Arc::new(AtomicUsize::new(count)))
+    }
+
+    /// True (and one fewer left) while faults are left to inject.
+    pub fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    pub fn left(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -45,13 +89,24 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://hris-sync.db";
 /// 100,000 records of a rich HR export weigh about 40 MB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_RECORDS_PER_PUSH: usize = 250_000;
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+pub const DEFAULT_POOL_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_RUN_LEASE_SECS: u64 = 30;
+pub const DEFAULT_MAX_RUN_ATTEMPTS: u32 = 5;
+pub const DEFAULT_RETRY_BACKOFF_SECS: u64 = 2;
 
 impl Config {
     pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Config {
         Config {
             bind: bind.into(),
             database_url: database_url.into(),
-            pool_size: 8,
+            pool_size: DEFAULT_POOL_SIZE,
+            pool_timeout: Duration::from_secs(DEFAULT_POOL_TIMEOUT_SECS),
+            statement_timeout: None,
+            instance_id: new_instance_id(),
+            run_lease: Duration::from_secs(DEFAULT_RUN_LEASE_SECS),
+            max_run_attempts: DEFAULT_MAX_RUN_ATTEMPTS,
+            retry_backoff: Duration::from_secs(DEFAULT_RETRY_BACKOFF_SECS),
             http_workers: None,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             max_records_per_push: DEFAULT_MAX_RECORDS_PER_PUSH,
@@ -61,5 +116,146 @@ impl Config {
             announce_bootstrap_token: true,
             test_hooks: TestHooks::default(),
         }
+    }
+}
+
+/// `host-pid-random`: readable in a run's log, unique per start.
+pub fn new_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hris-sync".to_owned());
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &random[random.len() - 6..]
+    )
+}
+
+/// Tuning of the database and of the run queue: `hris-sync serve` flags and their environment
+/// variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TuningArgs {
+    /// Database connections kept by the pool.
+    #[arg(long, env = "HRIS_SYNC_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE, global = true)]
+    pub pool_size: u32,
+    /// Seconds a request waits for a free database connection.
+    #[arg(long, env = "HRIS_SYNC_POOL_TIMEOUT", default_value_t = DEFAULT_POOL_TIMEOUT_SECS, global = true)]
+    pub pool_timeout: u64,
+    /// PostgreSQL: seconds a statement may run before the server cancels it (0: no limit).
+    #[arg(
+        long,
+        env = "HRIS_SYNC_STATEMENT_TIMEOUT",
+        default_value_t = 0,
+        global = true
+    )]
+    pub statement_timeout: u64,
+    /// Seconds a claimed run stays this instance's without a heartbeat; then another instance
+    /// takes it over.
+    #[arg(long, env = "HRIS_SYNC_RUN_LEASE", default_value_t = DEFAULT_RUN_LEASE_SECS, global = true)]
+    pub run_lease: u64,
+    /// Attempts a run gets against transient faults before it ends failed.
+    #[arg(long, env = "HRIS_SYNC_MAX_RUN_ATTEMPTS", default_value_t = DEFAULT_MAX_RUN_ATTEMPTS, global = true)]
+    pub max_run_attempts: u32,
+    /// Seconds before the first retry after a transient fault (doubled at each further one).
+    #[arg(long, env = "HRIS_SYNC_RETRY_BACKOFF", default_value_t = DEFAULT_RETRY_BACKOFF_SECS, global = true)]
+    pub retry_backoff: u64,
+    /// Names this instance in the runs it claims (default: host, process id and a random part).
+    #[arg(long, env = "HRIS_SYNC_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
+}
+
+impl TuningArgs {
+    /// The configuration with these settings applied.
+    pub fn apply(self, mut config: Config) -> Config {
+        config.pool_size = self.pool_size.max(2);
+        config.pool_timeout = Duration::from_secs(self.pool_timeout.max(1));
+        config.statement_timeout =
+            (self.statement_timeout > 0).then(|| Duration::from_secs(self.statement_timeout));
+        config.run_lease = Duration::from_secs(self.run_lease.max(1));
+        config.max_run_attempts = self.max_run_attempts.max(1);
+        config.retry_backoff = Duration::from_secs(self.retry_backoff);
+        if let Some(id) = self.instance_id.filter(|id| !id.trim().is_empty()) {
+            config.instance_id = id;
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_faults_count_down_to_zero_and_stay_there() {
+        let faults = TransientFaults::new(2);
+        let shared = faults.clone();
+        assert!(faults.take());
+        assert!(shared.take());
+        assert!(!faults.take());
+        assert!(!shared.take());
+        assert_eq!(faults.left(), 0);
+    }
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        tuning: TuningArgs,
+    }
+
+    fn configured(args: &[&str]) -> Config {
+        use clap::Parser;
+        let flags = Flags::try_parse_from(std::iter::once("hris-sync").chain(args.iter().copied()))
+            .expect("valid flags");
+        flags
+            .tuning
+            .apply(Config::new("127.0.0.1:0", "sqlite://x.db"))
+    }
+
+    #[test]
+    fn tuning_flags_reach_the_configuration() {
+        let config = configured(&[
+            "--pool-size",
+            "3",
+            "--pool-timeout",
+            "4",
+            "--statement-timeout",
+            "7",
+            "--run-lease",
+            "9",
+            "--max-run-attempts",
+            "2",
+            "--retry-backoff",
+            "1",
+            "--instance-id",
+            "node-a",
+        ]);
+        assert_eq!(config.pool_size, 3);
+        assert_eq!(config.pool_timeout, Duration::from_secs(4));
+        assert_eq!(config.statement_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(config.run_lease, Duration::from_secs(9));
+        assert_eq!(config.max_run_attempts, 2);
+        assert_eq!(config.retry_backoff, Duration::from_secs(1));
+        assert_eq!(config.instance_id, "node-a");
+    }
+
+    #[test]
+    fn without_flags_the_defaults_hold_and_zero_means_no_statement_timeout() {
+        let config = configured(&[]);
+        assert_eq!(config.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(config.statement_timeout, None);
+        assert_eq!(
+            config.run_lease,
+            Duration::from_secs(DEFAULT_RUN_LEASE_SECS)
+        );
+        assert_eq!(config.max_run_attempts, DEFAULT_MAX_RUN_ATTEMPTS);
+        assert!(!config.instance_id.is_empty());
+    }
+
+    #[test]
+    fn instance_ids_differ_from_start_to_start() {
+        assert_ne!(new_instance_id(), new_instance_id());
     }
 }

@@ -11,8 +11,8 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::domain::RunStatus;
 use crate::http::{self, AppState, Metrics, RouteTable, TokenCache};
-use crate::store::{self, organizations, DbPool};
-use crate::sync::worker::Worker;
+use crate::store::{self, organizations, runs, DbPool};
+use crate::sync::worker::{Worker, WorkerSettings};
 
 /// The organization and admin token created on an empty database.
 #[derive(Debug, Clone)]
@@ -32,7 +32,14 @@ pub struct Application {
 impl Application {
     /// Must be called inside an actix/tokio runtime: the server is started (not yet awaited).
     pub fn build(config: Config) -> anyhow::Result<Application> {
-        let pool = store::connect(&config.database_url, config.pool_size)?;
+        let pool = store::connect_with(
+            &config.database_url,
+            &store::PoolOptions {
+                size: config.pool_size,
+                timeout: config.pool_timeout,
+                statement_timeout: config.statement_timeout,
+            },
+        )?;
         let mut conn = pool.get().context("cannot get a database connection")?;
         let bootstrap = organizations::bootstrap(&mut conn)
             .context("cannot create the first organization")?
@@ -40,9 +47,17 @@ impl Application {
                 organization_id: created.organization.id,
                 admin_token: created.admin_token,
             });
-        for (run_id, status) in crate::sync::lifecycle::recover_interrupted(&mut conn)
-            .context("cannot recover interrupted runs")?
-        {
+        // SQLite: one instance per database file, so a run left `running` is this process's,
+        // from before a crash: queued again at once. PostgreSQL: other instances may be
+        // processing their runs right now; a dead instance's runs are taken over when their
+        // lease expires (see the worker).
+        let interrupted = match &*conn {
+            store::DbConn::Sqlite(_) => {
+                runs::recover_interrupted(&mut conn).context("cannot recover interrupted runs")?
+            }
+            store::DbConn::Postgres(_) => Vec::new(),
+        };
+        for (run_id, status) in interrupted {
             match status {
                 RunStatus::Pending => {
                     tracing::warn!(%run_id, "run interrupted by a stop: queued again")
@@ -58,8 +73,16 @@ impl Application {
 
         let worker = Worker::start(
             pool.clone(),
-            config.worker_poll_interval,
-            config.test_hooks.clone(),
+            WorkerSettings {
+                poll_interval: config.worker_poll_interval,
+                claimant: runs::Claimant {
+                    instance_id: config.instance_id.clone(),
+                    lease: config.run_lease,
+                },
+                max_run_attempts: config.max_run_attempts,
+                retry_backoff: config.retry_backoff,
+                hooks: config.test_hooks.clone(),
+            },
         )
         .context("cannot start the run worker")?;
         let metrics = Arc::new(Metrics::new()?);
@@ -99,7 +122,7 @@ impl Application {
                 None => println!("{}", token_hint(&existing)),
             }
         }
-        tracing::info!(bind = %config.bind, port, "hris-sync is listening");
+        tracing::info!(bind = %config.bind, port, instance_id = %config.instance_id, "hris-sync is listening");
         Ok(Application {
             server,
             port,

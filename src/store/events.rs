@@ -8,10 +8,7 @@ use crate::store::schema::sync_events;
 use crate::store::users::like_pattern;
 use crate::store::DbConn;
 
-/// Rows per multi-row INSERT on PostgreSQL (18 columns).
-const POSTGRES_INSERT_CHUNK: usize = 2_000;
-
-/// SQLite: a cached prepared statement per row; PostgreSQL: multi-row inserts.
+/// SQLite: a cached prepared statement per row; PostgreSQL: one binary `COPY … FROM STDIN`.
 pub fn insert_all(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => {
@@ -22,9 +19,9 @@ pub fn insert_all(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
             }
         }
         DbConn::Postgres(c) => {
-            for chunk in rows.chunks(POSTGRES_INSERT_CHUNK) {
-                diesel::insert_into(sync_events::table)
-                    .values(chunk)
+            if !rows.is_empty() {
+                diesel::copy_from(sync_events::table)
+                    .from_insertable(rows)
                     .execute(c)?;
             }
         }

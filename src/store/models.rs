@@ -90,7 +90,7 @@ pub struct PayloadRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = users)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
 #[diesel(treat_none_as_default_value = false)]
 pub struct UserRow {
     pub id: String,
@@ -206,7 +206,7 @@ pub struct TeamRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = sync_events)]
+#[diesel(table_name = sync_events, treat_none_as_default_value = false)]
 #[diesel(treat_none_as_default_value = false)]
 pub struct EventRow {
     pub run_id: String,

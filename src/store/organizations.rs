@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use crate::domain::{ProvisioningSettings, Scope};
 use crate::store::models::OrganizationRow;
 use crate::store::schema::organizations;
-use crate::store::{new_id, now, tokens, write_transaction, DbConn};
+use crate::store::{
+    advisory_transaction_lock, new_id, now, tokens, write_transaction, DbConn, BOOTSTRAP_LOCK,
+};
 
 /// An organization and the secret of its first admin token, shown once.
 pub struct CreatedOrganization {
@@ -22,6 +24,9 @@ pub fn create(conn: &mut DbConn, name: &str) -> QueryResult<CreatedOrganization>
 /// two instances starting together cannot both create it.
 pub fn bootstrap(conn: &mut DbConn) -> QueryResult<Option<CreatedOrganization>> {
     write_transaction(conn, |conn| {
+        // PostgreSQL reads committed data only: without the lock, two instances could both
+        // see no organization and both create one.
+        advisory_transaction_lock(conn, BOOTSTRAP_LOCK)?;
         let existing: i64 = organizations::table.count().get_result(conn)?;
         if existing > 0 {
             return Ok(None);

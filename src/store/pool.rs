@@ -49,11 +49,32 @@ impl Backend {
     }
 }
 
+/// How the pool is sized and how long things may wait.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub size: u32,
+    /// Longest wait for a free connection.
+    pub timeout: Duration,
+    /// PostgreSQL `statement_timeout` of every connection; `None` for none.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolOptions {
+    pub fn sized(size: u32) -> PoolOptions {
+        PoolOptions {
+            size,
+            timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        }
+    }
+}
+
 /// Opens connections of the backend named by the URL, SQLite ones with their pragmas set.
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: String,
     backend: Backend,
+    statement_timeout: Option<Duration>,
 }
 
 impl ConnectionManager {
@@ -61,12 +82,22 @@ impl ConnectionManager {
         Ok(ConnectionManager {
             url: url.to_owned(),
             backend: Backend::from_url(url)?,
+            statement_timeout: None,
         })
     }
 
     fn open(&self) -> Result<DbConn, r2d2::Error> {
         match self.backend {
-            Backend::Postgres => Ok(DbConn::Postgres(PgConnection::establish(&self.url)?)),
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&self.url)?;
+                if let Some(timeout) = self.statement_timeout {
+                    conn.batch_execute(&format!(
+                        "SET statement_timeout = {};",
+                        timeout.as_millis().max(1)
+                    ))?;
+                }
+                Ok(DbConn::Postgres(conn))
+            }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url)?;
                 // busy_timeout first: the journal-mode switch itself may wait for a lock.
@@ -100,14 +131,21 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
-/// Builds the pool and migrates the database. Fails fast when the database cannot be reached.
+/// Builds a pool of `size` connections and migrates the database. Fails fast when the
+/// database cannot be reached.
 pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
-    let manager = ConnectionManager::new(url)?;
+    connect_with(url, &PoolOptions::sized(size))
+}
+
+/// [`connect`] with every pool option.
+pub fn connect_with(url: &str, options: &PoolOptions) -> anyhow::Result<DbPool> {
+    let mut manager = ConnectionManager::new(url)?;
+    manager.statement_timeout = options.statement_timeout;
     super::sqlite_file::check_writable(url)?;
     let pool = r2d2::Pool::builder()
-        .max_size(size)
+        .max_size(options.size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(options.timeout)
         .build(manager)
         .with_context(|| format!("cannot open the database {}", redact(url)))?;
     let mut conn = pool.get().context("cannot get a database connection")?;
@@ -115,13 +153,33 @@ pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
-/// Applies the pending migrations of the connection's backend.
+/// Keys of PostgreSQL advisory locks: one process at a time migrates, or creates the first
+/// organization. (Arbitrary constants, unique to this service.)
+pub const MIGRATION_LOCK: i64 = 0x6872_6973_0001;
+pub const BOOTSTRAP_LOCK: i64 = 0x6872_6973_0002;
+
+/// Applies the pending migrations of the connection's backend. On PostgreSQL, instances
+/// starting together take turns (an advisory lock), so that only one applies them.
 pub fn migrate(conn: &mut DbConn) -> anyhow::Result<()> {
     let result = match conn {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
-        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConn::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK});"))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK});"))?;
+            result
+        }
     };
     result.map_err(|error| anyhow!("cannot migrate the database: {error}"))
+}
+
+/// PostgreSQL: waits for the transaction-scoped advisory lock `key` (released at commit or
+/// rollback). SQLite: nothing to do, a write transaction already excludes other writers.
+pub fn advisory_transaction_lock(conn: &mut DbConn, key: i64) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Postgres(c) => c.batch_execute(&format!("SELECT pg_advisory_xact_lock({key});")),
+        DbConn::Sqlite(_) => Ok(()),
+    }
 }
 
 /// How many migrations the database still lacks (0 when it is ready).
@@ -199,6 +257,54 @@ pub fn begin_bulk_write(conn: &mut DbConn) -> diesel::QueryResult<()> {
     }
 }
 
+/// Called first inside a run's write transaction. PostgreSQL: no sequential scans until the
+/// transaction ends (`SET LOCAL`). The foreign-key checks of the users a run inserts are
+/// queries that PostgreSQL plans once per connection and caches; planned while the table is
+/// small (a first sync starts empty), a sequential scan looks cheapest and is then repeated
+/// for every one of the run's 100,000 rows as the table grows (see also
+/// [`refresh_statistics_after_first_batch`]). SQLite: nothing to do.
+pub fn begin_bulk_transaction(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Postgres(c) => c.batch_execute("SET LOCAL enable_seqscan = off;"),
+        DbConn::Sqlite(_) => Ok(()),
+    }
+}
+
+/// Below this many rows in the planner's statistics, a run's transaction analyses `users`
+/// itself once it has written its first batch of new users.
+const SMALL_TABLE_ROWS: f32 = 10_000.0;
+
+/// PostgreSQL, inside a run's transaction, after its first batch of new users: if the
+/// planner's statistics say `users` is (nearly) empty — a first sync on a fresh database, or a
+/// retry after autovacuum cleaned up an aborted one — runs `ANALYZE users` right there.
+/// PostgreSQL checks the manager foreign key row by row with a cached plan of `WHERE
+/// organization_id = $1 AND id = $2`; on a table believed empty every index that starts with,
+/// or contains, `organization_id` costs the same, and it picked `users_by_email` with `id` as
+/// a filter: a scan of the whole organization per inserted user, and 503 s for a first sync of
+/// 100,000 users. ANALYZE inside the transaction counts the transaction's own new rows, and
+/// keeps other ANALYZEs (autovacuum's) from resetting the statistics until the commit. (So a
+/// second run doing the same on another instance waits for this one's commit: only while the
+/// table is small, i.e. on a new database.) SQLite: nothing to do.
+pub fn refresh_statistics_after_first_batch(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    use diesel::sql_types::Float;
+    #[derive(diesel::QueryableByName)]
+    struct Estimate {
+        #[diesel(sql_type = Float)]
+        reltuples: f32,
+    }
+    let DbConn::Postgres(c) = conn else {
+        return Ok(());
+    };
+    let estimate: Estimate = diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT reltuples FROM pg_class WHERE oid = 'users'::regclass"),
+        c,
+    )?;
+    if estimate.reltuples < SMALL_TABLE_ROWS {
+        c.batch_execute("ANALYZE users;")?;
+    }
+    Ok(())
+}
+
 /// Undoes [`begin_bulk_write`] once the run is committed (and visible). The WAL the run
 /// grew is folded back by [`checkpoint`], off the run worker's path.
 pub fn end_bulk_write(conn: &mut DbConn) -> diesel::QueryResult<()> {
@@ -217,6 +323,15 @@ pub fn checkpoint(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);"),
         DbConn::Postgres(_) => Ok(()),
+    }
+}
+
+/// PostgreSQL: refreshes the planner's statistics of the tables a large run grows. SQLite:
+/// nothing (it keeps no statistics unless asked, and then plans from the indexes alone).
+pub fn analyze(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Postgres(c) => c.batch_execute("ANALYZE users, teams, sync_events;"),
+        DbConn::Sqlite(_) => Ok(()),
     }
 }
 

@@ -1,11 +1,11 @@
 //! Sync runs: the queue of pushes, their status, summary and log.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
-use crate::domain::{LogLevel, LogLine, RunStatus, SyncMode};
+use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
 use crate::store::models::{PayloadRow, RunRow};
-use crate::store::schema::{idempotency_keys, sync_payloads, sync_runs};
+use crate::store::schema::{idempotency_keys, organizations, sync_payloads, sync_runs};
 use crate::store::{
     durable_write_transaction, is_unique_violation, new_id, now, timestamp, write_transaction,
     DbConn,
@@ -14,7 +14,8 @@ use crate::store::{
 /// How long an Idempotency-Key is remembered.
 pub const IDEMPOTENCY_KEY_TTL_HOURS: i64 = 24;
 
-/// A run is given this many attempts (the first and one resumption after a crash).
+/// A run is given this many attempts against crashes (the first and one resumption); transient
+/// faults have their own, configurable, count.
 pub const MAX_ATTEMPTS: i32 = 2;
 
 /// A push to store.
@@ -246,28 +247,309 @@ pub fn payload(conn: &mut DbConn, run_id: &str) -> QueryResult<String> {
     String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
-/// Takes the oldest pending run of an organization that has no run in progress and no run
-/// awaiting approval, and marks it `running` (see `sync::lifecycle::claim`). Runs of one
-/// organization are thus processed one at a time, in arrival order, and wait behind a run
-/// that awaits an administrator's decision.
-pub fn claim_next(conn: &mut DbConn) -> QueryResult<Option<RunRow>> {
+/// Who takes runs from the queue: an instance, and how long its claim on a run holds without
+/// being renewed.
+#[derive(Debug, Clone)]
+pub struct Claimant {
+    pub instance_id: String,
+    pub lease: std::time::Duration,
+}
+
+impl Claimant {
+    fn lease_until(&self, from: DateTime<Utc>) -> String {
+        let lease = Duration::from_std(self.lease).unwrap_or_else(|_| Duration::seconds(30));
+        timestamp(from + lease)
+    }
+}
+
+/// Statuses that hold an organization's queue: a run being applied, or one waiting for an
+/// administrator's decision. Later runs of the organization wait behind them.
+fn holding() -> [&'static str; 2] {
+    [
+        RunStatus::Running.as_str(),
+        RunStatus::AwaitingApproval.as_str(),
+    ]
+}
+
+/// Takes the next run and marks it `running`, claimed by `claimant` until its lease ends.
+///
+/// The queue's rules: an organization's runs are processed one at a time, in arrival order,
+/// and not while one of them is running or awaiting approval; a run set back by a transient
+/// fault waits until its `not_before`; organizations take turns (round robin): of the
+/// organizations with a run ready, the one whose last claim is oldest goes first, so a small
+/// push of one never waits behind the queue of another.
+///
+/// Safe with several instances on one database: on PostgreSQL each candidate organization is
+/// locked (`FOR NO KEY UPDATE SKIP LOCKED`) and re-checked under the lock, and the run moves
+/// from `pending` only if it still is; on SQLite the transaction holds the write lock from its
+/// start, which serialises claimers the same way.
+pub fn claim_next(conn: &mut DbConn, claimant: &Claimant) -> QueryResult<Option<RunRow>> {
     write_transaction(conn, |conn| {
-        // Organizations whose queue is blocked: a run in progress, or one awaiting approval.
-        let busy_organizations: Vec<String> = sync_runs::table
-            .filter(sync_runs::status.eq_any([RunStatus::Running, RunStatus::AwaitingApproval]))
-            .select(sync_runs::organization_id)
+        let at = Utc::now();
+        for (organization_id, run_id) in queue_heads(conn, &timestamp(at))? {
+            if let Some(run) = claim(conn, &organization_id, &run_id, claimant, at)? {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
+    })
+}
+
+/// The oldest pending run of each organization that nothing holds, if it is due, in turn
+/// order: never-served organizations first, then the longest since served, then arrival.
+fn queue_heads(conn: &mut DbConn, now: &str) -> QueryResult<Vec<(String, String)>> {
+    let held: Vec<String> = sync_runs::table
+        .filter(sync_runs::status.eq_any(holding()))
+        .select(sync_runs::organization_id)
+        .distinct()
+        .load(conn)?;
+    let heads: Vec<(String, Option<String>)> = sync_runs::table
+        .filter(sync_runs::status.eq(RunStatus::Pending.as_str()))
+        .filter(sync_runs::organization_id.ne_all(&held))
+        .group_by(sync_runs::organization_id)
+        .select((sync_runs::organization_id, diesel::dsl::min(sync_runs::id)))
+        .load(conn)?;
+    let head_ids: Vec<String> = heads.into_iter().filter_map(|(_, id)| id).collect();
+    let mut ready: Vec<(Option<String>, String, String)> = Vec::with_capacity(head_ids.len());
+    for chunk in head_ids.chunks(500) {
+        let due: Vec<(String, String)> = sync_runs::table
+            .filter(sync_runs::id.eq_any(chunk))
+            .filter(
+                sync_runs::not_before
+                    .is_null()
+                    .or(sync_runs::not_before.le(now)),
+            )
+            .select((sync_runs::organization_id, sync_runs::id))
             .load(conn)?;
-        let next: Option<String> = sync_runs::table
-            .filter(sync_runs::status.eq(RunStatus::Pending))
-            .filter(sync_runs::organization_id.ne_all(busy_organizations))
-            .order(sync_runs::id)
-            .select(sync_runs::id)
+        let organization_ids: Vec<&str> = due.iter().map(|(org, _)| org.as_str()).collect();
+        let turns: std::collections::HashMap<String, Option<String>> = organizations::table
+            .filter(organizations::id.eq_any(&organization_ids))
+            .select((organizations::id, organizations::last_claimed_at))
+            .load::<(String, Option<String>)>(conn)?
+            .into_iter()
+            .collect();
+        for (organization_id, run_id) in due {
+            let last_claimed = turns.get(&organization_id).cloned().flatten();
+            ready.push((last_claimed, run_id, organization_id));
+        }
+    }
+    // None (never claimed) sorts first.
+    ready.sort();
+    Ok(ready
+        .into_iter()
+        .map(|(_, run_id, organization_id)| (organization_id, run_id))
+        .collect())
+}
+
+/// Claims `run_id` if it is still the due head of its organization's free queue.
+fn claim(
+    conn: &mut DbConn,
+    organization_id: &str,
+    run_id: &str,
+    claimant: &Claimant,
+    at: DateTime<Utc>,
+) -> QueryResult<Option<RunRow>> {
+    if !lock_organization(conn, organization_id)? {
+        // Another instance is claiming for this organization right now.
+        return Ok(None);
+    }
+    // Read again under the lock: what other instances committed meanwhile is visible now.
+    let held: i64 = sync_runs::table
+        .filter(sync_runs::organization_id.eq(organization_id))
+        .filter(sync_runs::status.eq_any(holding()))
+        .count()
+        .get_result(conn)?;
+    if held > 0 {
+        return Ok(None);
+    }
+    let head: Option<String> = sync_runs::table
+        .filter(sync_runs::organization_id.eq(organization_id))
+        .filter(sync_runs::status.eq(RunStatus::Pending.as_str()))
+        .order(sync_runs::id)
+        .select(sync_runs::id)
+        .first(conn)
+        .optional()?;
+    if head.as_deref() != Some(run_id) {
+        return Ok(None);
+    }
+    let now = timestamp(at);
+    let claimed = diesel::update(
+        sync_runs::table
+            .find(run_id)
+            .filter(sync_runs::status.eq(RunStatus::Pending.as_str()))
+            .filter(
+                sync_runs::not_before
+                    .is_null()
+                    .or(sync_runs::not_before.le(&now)),
+            ),
+    )
+    .set((
+        sync_runs::status.eq(RunStatus::Running.as_str()),
+        sync_runs::started_at.eq(&now),
+        sync_runs::attempts.eq(sync_runs::attempts + 1),
+        sync_runs::claimed_by.eq(&claimant.instance_id),
+        sync_runs::lease_expires_at.eq(claimant.lease_until(at)),
+        sync_runs::not_before.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    if claimed == 0 {
+        return Ok(None);
+    }
+    diesel::update(organizations::table.find(organization_id))
+        .set(organizations::last_claimed_at.eq(&now))
+        .execute(conn)?;
+    sync_runs::table
+        .find(run_id)
+        .select(RunRow::as_select())
+        .first(conn)
+        .map(Some)
+}
+
+/// PostgreSQL: locks the organization's row for this claim, or answers false at once when
+/// another instance holds it. SQLite: the write transaction already excludes other claimers.
+fn lock_organization(conn: &mut DbConn, organization_id: &str) -> QueryResult<bool> {
+    match conn {
+        DbConn::Postgres(pg) => organizations::table
+            .find(organization_id)
+            .select(organizations::id)
+            .for_no_key_update()
+            .skip_locked()
+            .first::<String>(pg)
+            .optional()
+            .map(|locked| locked.is_some()),
+        DbConn::Sqlite(_) => Ok(true),
+    }
+}
+
+/// Extends this instance's lease on a run it is processing (its heartbeat). False when the run
+/// is no longer its own: finished, or taken over after the lease expired.
+pub fn renew_lease(conn: &mut DbConn, run_id: &str, claimant: &Claimant) -> QueryResult<bool> {
+    let renewed = diesel::update(
+        sync_runs::table
+            .find(run_id)
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .filter(sync_runs::claimed_by.eq(&claimant.instance_id)),
+    )
+    .set(sync_runs::lease_expires_at.eq(claimant.lease_until(Utc::now())))
+    .execute(conn)?;
+    Ok(renewed == 1)
+}
+
+/// The instance holding a running run.
+pub fn claim_holder(conn: &mut DbConn, run_id: &str) -> QueryResult<Option<String>> {
+    sync_runs::table
+        .find(run_id)
+        .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+        .select(sync_runs::claimed_by)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Inside the run's transaction, before it commits: true if the run is still running under
+/// `holder`'s claim. On PostgreSQL the run's row then stays locked until the commit, so that
+/// no take-over slips in between this check and the commit.
+pub fn confirm_claim(conn: &mut DbConn, run_id: &str, holder: &str) -> QueryResult<bool> {
+    let query = sync_runs::table
+        .find(run_id)
+        .select((sync_runs::status, sync_runs::claimed_by));
+    let found: Option<(String, Option<String>)> = match conn {
+        DbConn::Postgres(pg) => query.for_update().first(pg).optional()?,
+        DbConn::Sqlite(_) => query.first(conn).optional()?,
+    };
+    Ok(matches!(found, Some((status, claimed_by))
+        if status == RunStatus::Running.as_str() && claimed_by.as_deref() == Some(holder)))
+}
+
+/// Puts back in the queue a run that a transient fault interrupted (nothing of it was
+/// applied), to be tried again after an exponential backoff, or ends it `failed` once it has
+/// had `max_attempts`. Only while the run is still this claimant's; `None` otherwise.
+pub fn requeue_after_transient_fault(
+    conn: &mut DbConn,
+    run_id: &str,
+    claimant: &Claimant,
+    cause: &str,
+    backoff: std::time::Duration,
+    max_attempts: u32,
+) -> QueryResult<Option<RunStatus>> {
+    write_transaction(conn, |conn| {
+        let failures: Option<i32> = sync_runs::table
+            .find(run_id)
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .filter(sync_runs::claimed_by.eq(&claimant.instance_id))
+            .select(sync_runs::transient_failures)
             .first(conn)
             .optional()?;
-        let Some(id) = next else {
+        let Some(failures) = failures.map(|f| f + 1) else {
             return Ok(None);
         };
-        crate::sync::lifecycle::claim(conn, &id)
+        let attempts = u32::try_from(failures).unwrap_or(u32::MAX);
+        let (status, not_before, line) = if attempts >= max_attempts {
+            (
+                RunStatus::Failed,
+                None,
+                log_line(
+                    LogLevel::Error,
+                    format!("The run was tried {attempts} times and each time a fault outside its data stopped it (last: {cause}). Nothing of it was applied; retry it with POST /v1/syncs/{run_id}/retry."),
+                ),
+            )
+        } else {
+            let at = Utc::now() + retry_delay(backoff, attempts);
+            (
+                RunStatus::Pending,
+                Some(timestamp(at)),
+                log_line(
+                    LogLevel::Warning,
+                    format!("A fault outside the run's data stopped it ({cause}); nothing of it was applied. It is queued again and will be tried after {} (attempt {} of {max_attempts}).", timestamp(at), attempts + 1),
+                ),
+            )
+        };
+        let logs = with_log_lines(conn, run_id, std::slice::from_ref(&line))?;
+        diesel::update(sync_runs::table.find(run_id))
+            .set((
+                sync_runs::status.eq(status.as_str()),
+                sync_runs::logs.eq(logs),
+                sync_runs::transient_failures.eq(failures),
+                sync_runs::not_before.eq(not_before),
+                sync_runs::claimed_by.eq(None::<String>),
+                sync_runs::lease_expires_at.eq(None::<String>),
+                sync_runs::finished_at.eq(status.is_final().then(now)),
+                sync_runs::progress_processed.eq(0),
+            ))
+            .execute(conn)?;
+        Ok(Some(status))
+    })
+}
+
+/// The wait before attempt `failures + 1`: `backoff`, doubled at each further failure, at most
+/// ten minutes.
+pub fn retry_delay(backoff: std::time::Duration, failures: u32) -> Duration {
+    let doubled = backoff.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    let capped = doubled.min(std::time::Duration::from_secs(600));
+    Duration::from_std(capped).unwrap_or_else(|_| Duration::minutes(10))
+}
+
+/// Ends `failed` a run this claimant holds, after an error that is neither transient nor a
+/// take-over. False if the run is no longer its own.
+pub fn fail_claimed(
+    conn: &mut DbConn,
+    run_id: &str,
+    claimant: &Claimant,
+    line: LogLine,
+) -> QueryResult<bool> {
+    write_transaction(conn, |conn| {
+        let held = claim_holder(conn, run_id)?;
+        if held.as_deref() != Some(claimant.instance_id.as_str()) {
+            return Ok(false);
+        }
+        finish(
+            conn,
+            run_id,
+            RunStatus::Failed,
+            None,
+            std::slice::from_ref(&line),
+        )?;
+        Ok(true)
     })
 }
 
@@ -284,6 +566,147 @@ pub fn set_progress(
         ))
         .execute(conn)
         .map(|_| ())
+}
+
+/// Ends a run: its final status, what it found, and lines for its log.
+pub fn finish(
+    conn: &mut DbConn,
+    run_id: &str,
+    status: RunStatus,
+    summary: Option<&RunSummary>,
+    log: &[LogLine],
+) -> QueryResult<()> {
+    let logs = with_log_lines(conn, run_id, log)?;
+    let summary = summary.map(|s| serde_json::to_string(s).unwrap_or_default());
+    let total: i32 = sync_runs::table
+        .find(run_id)
+        .select(sync_runs::progress_total)
+        .first(conn)?;
+    diesel::update(sync_runs::table.find(run_id))
+        .set((
+            sync_runs::status.eq(status.as_str()),
+            sync_runs::summary.eq(summary),
+            sync_runs::logs.eq(logs),
+            sync_runs::finished_at.eq(now()),
+            sync_runs::progress_processed.eq(total),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Puts runs that a crash left `running` back in the queue, or fails those that were
+/// interrupted too often. Nothing of them was applied: a run applies in one transaction. For a
+/// start on SQLite, where this is the only instance: every running run was this process's.
+pub fn recover_interrupted(conn: &mut DbConn) -> QueryResult<Vec<(String, RunStatus)>> {
+    write_transaction(conn, |conn| {
+        let interrupted: Vec<(String, i32, i32)> = sync_runs::table
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .select((
+                sync_runs::id,
+                sync_runs::attempts,
+                sync_runs::transient_failures,
+            ))
+            .load(conn)?;
+        let queued_again = "The service stopped while processing this run; nothing of it was applied, and it was queued again.";
+        interrupted
+            .into_iter()
+            .map(|(id, attempts, transient)| {
+                let status = requeue_interrupted(conn, &id, attempts - transient, queued_again)?;
+                Ok((id, status))
+            })
+            .collect()
+    })
+}
+
+/// Takes over the runs whose lease expired: their instance stopped renewing it (killed,
+/// cut off from the database, frozen). Each goes back to the queue with a line in its log,
+/// or ends `failed` if it was interrupted too often. A run with no lease (left by a version
+/// without leases, or by hand) counts as expired. On PostgreSQL rows locked by a live
+/// transaction are skipped: their run is being finished right now.
+pub fn take_over_expired(conn: &mut DbConn) -> QueryResult<Vec<(String, RunStatus)>> {
+    let now = now();
+    let expired = |now: &str| {
+        sync_runs::table
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .filter(
+                sync_runs::lease_expires_at
+                    .is_null()
+                    .or(sync_runs::lease_expires_at.lt(now.to_owned())),
+            )
+    };
+    // A read first, so that the usual case (nothing expired) takes no write lock.
+    let any: i64 = expired(&now).count().get_result(conn)?;
+    if any == 0 {
+        return Ok(Vec::new());
+    }
+    write_transaction(conn, |conn| {
+        let query = sync_runs::table
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
+            .filter(
+                sync_runs::lease_expires_at
+                    .is_null()
+                    .or(sync_runs::lease_expires_at.lt(&now)),
+            )
+            .select((
+                sync_runs::id,
+                sync_runs::attempts,
+                sync_runs::transient_failures,
+                sync_runs::claimed_by,
+                sync_runs::lease_expires_at,
+            ));
+        type Expired = (String, i32, i32, Option<String>, Option<String>);
+        let expired: Vec<Expired> = match conn {
+            DbConn::Postgres(pg) => query.for_update().skip_locked().load(pg)?,
+            DbConn::Sqlite(_) => query.load(conn)?,
+        };
+        expired
+            .into_iter()
+            .map(|(id, attempts, transient, holder, lease)| {
+                let holder = holder.unwrap_or_else(|| "unknown".to_owned());
+                let lease = lease.unwrap_or_else(|| "never set".to_owned());
+                let message = format!("The instance {holder} processing this run stopped renewing its lease (expiry: {lease}), so another instance took it over: nothing of it was applied, and it was queued again.");
+                let status = requeue_interrupted(conn, &id, attempts - transient, &message)?;
+                Ok((id, status))
+            })
+            .collect()
+    })
+}
+
+/// Back to `pending` with `message` in the log, or `failed` after [`MAX_ATTEMPTS`]
+/// interruptions.
+fn requeue_interrupted(
+    conn: &mut DbConn,
+    id: &str,
+    interruptions: i32,
+    message: &str,
+) -> QueryResult<RunStatus> {
+    let (status, line) = if interruptions >= MAX_ATTEMPTS {
+        (
+            RunStatus::Failed,
+            log_line(
+                LogLevel::Error,
+                format!("The run was interrupted {interruptions} times (the service stopped while processing it) and was given up. Nothing of it was applied; retry it with POST /v1/syncs/{id}/retry."),
+            ),
+        )
+    } else {
+        (
+            RunStatus::Pending,
+            log_line(LogLevel::Warning, message.to_owned()),
+        )
+    };
+    let logs = with_log_lines(conn, id, std::slice::from_ref(&line))?;
+    let finished_at = status.is_final().then(now);
+    diesel::update(sync_runs::table.find(id))
+        .set((
+            sync_runs::status.eq(status.as_str()),
+            sync_runs::logs.eq(logs),
+            sync_runs::finished_at.eq(finished_at),
+            sync_runs::progress_processed.eq(0),
+            sync_runs::claimed_by.eq(None::<String>),
+            sync_runs::lease_expires_at.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(status)
 }
 
 pub fn log_line(level: LogLevel, message: String) -> LogLine {
@@ -319,4 +742,21 @@ pub fn queue_depths(conn: &mut DbConn) -> QueryResult<Vec<(String, i64, Option<S
         .group_by(sync_runs::status)
         .select((sync_runs::status, count_star(), min(sync_runs::created_at)))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_from_the_backoff_up_to_ten_minutes() {
+        let backoff = std::time::Duration::from_secs(2);
+        let seconds = |failures| retry_delay(backoff, failures).num_seconds();
+        assert_eq!(seconds(1), 2);
+        assert_eq!(seconds(2), 4);
+        assert_eq!(seconds(3), 8);
+        assert_eq!(seconds(9), 512);
+        assert_eq!(seconds(10), 600);
+        assert_eq!(seconds(40), 600);
+    }
 }

@@ -9,6 +9,7 @@ diesel::table! {
         settings -> Text,
         created_at -> Text,
         settings_version -> Integer,
+        last_claimed_at -> Nullable<Text>,
     }
 }
 
@@ -60,6 +61,10 @@ diesel::table! {
         decided_by -> Nullable<Text>,
         decision_reason -> Nullable<Text>,
         decided_at -> Nullable<Text>,
+        claimed_by -> Nullable<Text>,
+        lease_expires_at -> Nullable<Text>,
+        not_before -> Nullable<Text>,
+        transient_failures -> Integer,
     }
 }
 

@@ -7,9 +7,6 @@ use crate::store::models::{DirectoryEntry, UserRow};
 use crate::store::schema::users;
 use crate::store::{now, DbConn};
 
-/// Rows per multi-row INSERT on PostgreSQL (25 columns: well under its 65,535 parameters).
-const POSTGRES_INSERT_CHUNK: usize = 1_000;
-
 /// Users of one organization. Every statement on users names the organization: on SQLite the
 /// table is clustered by (organization, id), so that a run reads its directory in one range.
 type OfOrganization<'a> =
@@ -82,7 +79,8 @@ pub fn set_state(
 
 /// Inserts users in the given order (managers before the people they manage).
 /// SQLite: one cached prepared statement per row, which inside a transaction is as fast as a
-/// multi-row insert. PostgreSQL: multi-row inserts, since every statement is a round trip.
+/// multi-row insert. PostgreSQL: one `COPY … FROM STDIN` (binary) for the batch, faster
+/// than a multi-row INSERT (no statement of 25,000 parameters to parse and plan).
 pub fn insert_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => {
@@ -91,16 +89,26 @@ pub fn insert_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
             }
         }
         DbConn::Postgres(c) => {
-            for chunk in rows.chunks(POSTGRES_INSERT_CHUNK) {
-                diesel::insert_into(users::table).values(chunk).execute(c)?;
+            if !rows.is_empty() {
+                diesel::copy_from(users::table)
+                    .from_insertable(rows)
+                    .execute(c)?;
             }
         }
     }
     Ok(())
 }
 
-/// Writes every column of each row but its id and organization.
+/// Writes every column of each row but its id and organization (and `created_at`,
+/// `upcoming_trips`, which a run does not own). SQLite: a cached prepared UPDATE per row;
+/// PostgreSQL: one `UPDATE … FROM (VALUES …)` per thousand rows.
 pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
+    if let DbConn::Postgres(pg) = conn {
+        for chunk in rows.chunks(POSTGRES_UPDATE_CHUNK) {
+            update_chunk_postgres(pg, chunk)?;
+        }
+        return Ok(());
+    }
     for row in rows {
         diesel::update(of_organization(row.organization_id.as_str()).filter(users::id.eq(&row.id)))
             .set((
@@ -131,6 +139,104 @@ pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
                 users::pending_archive_reason.eq(&row.pending_archive_reason),
             ))
             .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Rows per `UPDATE … FROM (VALUES …)`: 24 parameters a row, under PostgreSQL's 65,535.
+const POSTGRES_UPDATE_CHUNK: usize = 1_000;
+
+/// The columns [`update_all`] writes, in the order of the VALUES rows (all text).
+const UPDATED_COLUMNS: [&str; 22] = [
+    "external_id",
+    "email",
+    "email_key",
+    "username",
+    "first_name",
+    "last_name",
+    "state",
+    "role",
+    "approval_process",
+    "employment_status",
+    "manager_id",
+    "teams",
+    "start_date",
+    "end_date",
+    "date_of_birth",
+    "gender",
+    "phone",
+    "custom_fields",
+    "source_hash",
+    "search_key",
+    "updated_at",
+    "archived_at",
+];
+
+/// One statement for many rows, every value a bound parameter:
+/// `UPDATE users SET c = v.c, … FROM (VALUES ($1::text, …), …) AS v(organization_id, id, c, …)
+/// WHERE users.organization_id = v.organization_id AND users.id = v.id`.
+fn update_chunk_postgres(conn: &mut diesel::PgConnection, rows: &[UserRow]) -> QueryResult<()> {
+    use diesel::pg::Pg;
+    use diesel::sql_types::{Nullable, Text};
+    use std::fmt::Write;
+
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let per_row = UPDATED_COLUMNS.len() + 2;
+    let mut sql = String::from("UPDATE users SET ");
+    for (i, column) in UPDATED_COLUMNS.iter().enumerate() {
+        let separator = if i == 0 { "" } else { ", " };
+        let _ = write!(sql, "{separator}{column} = v.{column}");
+    }
+    sql.push_str(" FROM (VALUES ");
+    for row in 0..rows.len() {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..per_row {
+            let separator = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{separator}${}::text", row * per_row + column + 1);
+        }
+        sql.push(')');
+    }
+    let _ = write!(
+        sql,
+        ") AS v(organization_id, id, {}) WHERE users.organization_id = v.organization_id AND users.id = v.id",
+        UPDATED_COLUMNS.join(", ")
+    );
+
+    let mut query = diesel::sql_query(sql).into_boxed::<Pg>();
+    for row in rows {
+        query = query
+            .bind::<Text, _>(&row.organization_id)
+            .bind::<Text, _>(&row.id)
+            .bind::<Nullable<Text>, _>(&row.external_id)
+            .bind::<Text, _>(&row.email)
+            .bind::<Text, _>(&row.email_key)
+            .bind::<Nullable<Text>, _>(&row.username)
+            .bind::<Text, _>(&row.first_name)
+            .bind::<Text, _>(&row.last_name)
+            .bind::<Text, _>(&row.state)
+            .bind::<Text, _>(&row.role)
+            .bind::<Text, _>(&row.approval_process)
+            .bind::<Text, _>(&row.employment_status)
+            .bind::<Nullable<Text>, _>(&row.manager_id)
+            .bind::<Text, _>(&row.teams)
+            .bind::<Nullable<Text>, _>(&row.start_date)
+            .bind::<Nullable<Text>, _>(&row.end_date)
+            .bind::<Nullable<Text>, _>(&row.date_of_birth)
+            .bind::<Nullable<Text>, _>(&row.gender)
+            .bind::<Nullable<Text>, _>(&row.phone)
+            .bind::<Text, _>(&row.custom_fields)
+            .bind::<Nullable<Text>, _>(&row.source_hash)
+            .bind::<Text, _>(&row.search_key)
+            .bind::<Text, _>(&row.updated_at)
+            .bind::<Nullable<Text>, _>(&row.archived_at);
+    }
+    let updated = query.execute(conn)?;
+    if updated != rows.len() {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!("{} of {} users to update were found", updated, rows.len()).into(),
+        ));
     }
     Ok(())
 }

@@ -12,7 +12,11 @@ use anyhow::anyhow;
 use crate::config::TestHooks;
 use crate::domain::{search_key, EventKind, PendingArchiveReason, UserState};
 use crate::store::models::{EventRow, TeamRow, UserRow};
-use crate::store::{events, teams, users, DbConn};
+use crate::store::{
+    begin_bulk_transaction, events, refresh_statistics_after_first_batch, runs, teams, users,
+    DbConn,
+};
+use crate::sync::faults::{RunTakenOver, TransientFault};
 use crate::sync::plan::{Event, Sink};
 
 /// Rows buffered before a batch is handed to the writer.
@@ -58,12 +62,13 @@ pub fn plan_and_write<T>(
     hooks: &TestHooks,
     plan: impl FnOnce(&mut DatabaseSink<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    let inject_fault = hooks.transient_faults.take();
     std::thread::scope(|scope| {
         let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let writer = std::thread::Builder::new()
             .name("run-writer".into())
             .spawn_scoped(scope, move || {
-                write_batches(conn, organization_id, now, receiver)
+                write_batches(conn, organization_id, run_id, now, inject_fault, receiver)
             })?;
         let mut sink = DatabaseSink::new(sender, run_id, dry_run, hooks);
         let planned = plan(&mut sink).and_then(|value| sink.flush().map(|()| value));
@@ -76,15 +81,29 @@ pub fn plan_and_write<T>(
     })
 }
 
+/// Writes the batches inside the run's transaction, then makes sure the run is still this
+/// instance's claim before the transaction may commit (see [`runs::confirm_claim`]).
 fn write_batches(
     conn: &mut DbConn,
     organization_id: &str,
+    run_id: &str,
     now: &str,
+    inject_fault: bool,
     batches: Receiver<Batch>,
 ) -> anyhow::Result<()> {
+    begin_bulk_transaction(conn)?;
+    let holder = runs::claim_holder(conn, run_id)?;
+    if inject_fault {
+        return Err(TransientFault("the database was busy (a fault injected by a test)").into());
+    }
+    let mut statistics_checked = false;
     for batch in batches {
         teams::insert_all(conn, &batch.teams)?;
         users::insert_all(conn, &batch.created)?;
+        if !statistics_checked && !batch.created.is_empty() {
+            refresh_statistics_after_first_batch(conn)?;
+            statistics_checked = true;
+        }
         users::update_all(conn, &batch.updated)?;
         users::set_state(
             conn,
@@ -111,6 +130,12 @@ fn write_batches(
             now,
         )?;
         events::insert_all(conn, &batch.events)?;
+    }
+    // A run applied outside the queue (not `running` under a claim) has no claim to check.
+    if let Some(holder) = holder {
+        if !runs::confirm_claim(conn, run_id, &holder)? {
+            return Err(RunTakenOver.into());
+        }
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ use crate::sync::approval::check_approval_flow;
 use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::{state_of, Directory};
 use crate::sync::duplicates::mark_duplicates;
+use crate::sync::faults::{classify, Fault};
 use crate::sync::gate::{self, ApprovalReason, PlannedChanges};
 use crate::sync::intake::{read_records, ReadRecords, Unreadable};
 use crate::sync::lifecycle::{self, Decision, LifecycleError, Planned};
@@ -285,6 +286,9 @@ fn take_up(
             // Refused (decided meanwhile) or the database was unreachable: the run is as it was.
             Err(error)
         }
+        // A fault outside the run's data (to be retried), or a run another instance took over:
+        // the worker's to handle.
+        Err(error) if !approving && classify(&error) != Fault::Permanent => Err(error),
         Err(error) => {
             tracing::error!(error = ?error, "run failed; its transaction was rolled back");
             logs.push(log_line(

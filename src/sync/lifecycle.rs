@@ -4,8 +4,13 @@
 //! may start and where it leads. Each function here performs one step as a guarded update
 //! (`… WHERE id = ? AND status IN (the allowed sources)`), so two instances or two requests
 //! racing for the same run cannot both move it: the loser gets [`LifecycleError::Refused`]
-//! with the status the run has. Handlers, the engine and the worker call these functions;
-//! nothing else writes `sync_runs.status`.
+//! with the status the run has. Handlers, the engine and the worker call these functions.
+//!
+//! The queue's own steps — claim (pending → running), requeue after a transient fault or an
+//! expired lease (running → pending), give up (running → failed) — are written by
+//! `store::runs` (`claim_next`, `requeue_after_transient_fault`, `take_over_expired`,
+//! `recover_interrupted`, `fail_claimed`), inside the queue's locks and leases; they are the
+//! `Claim`, `Recover`, `GiveUp` and `Fail` rows of the table.
 
 use std::fmt;
 
@@ -13,7 +18,7 @@ use diesel::prelude::*;
 
 use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary};
 use crate::store::models::RunRow;
-use crate::store::runs::{self, log_line, with_log_lines, MAX_ATTEMPTS};
+use crate::store::runs::{self, log_line, with_log_lines};
 use crate::store::schema::sync_runs;
 use crate::store::{now, timestamp, write_transaction, DbConn};
 use crate::sync::gate::ApprovalReason;
@@ -178,30 +183,6 @@ fn apply(
 fn json<T: serde::Serialize>(value: &T) -> Result<String, LifecycleError> {
     serde_json::to_string(value)
         .map_err(|e| LifecycleError::Store(diesel::result::Error::SerializationError(Box::new(e))))
-}
-
-/// Pending → running: the worker takes the run. `None` when another instance took it first.
-pub fn claim(conn: &mut DbConn, run_id: &str) -> QueryResult<Option<RunRow>> {
-    let from = sources(Step::Claim, Running);
-    let claimed = diesel::update(
-        sync_runs::table
-            .find(run_id)
-            .filter(sync_runs::status.eq_any(from)),
-    )
-    .set((
-        sync_runs::status.eq(Running),
-        sync_runs::started_at.eq(now()),
-        sync_runs::attempts.eq(sync_runs::attempts + 1),
-    ))
-    .execute(conn)?;
-    if claimed == 0 {
-        return Ok(None);
-    }
-    sync_runs::table
-        .find(run_id)
-        .select(RunRow::as_select())
-        .first(conn)
-        .map(Some)
 }
 
 /// What a planned run found and which settings it was planned with.
@@ -385,51 +366,6 @@ pub fn fail(conn: &mut DbConn, run_id: &str, log: &[LogLine]) -> Result<(), Life
         ..Changes::default()
     };
     apply(conn, run_id, Step::Fail, Failed, changes)
-}
-
-/// Puts runs that a crash left `running` back in the queue, or fails those that already had
-/// their attempts. Nothing of them was applied: a run applies in one transaction.
-pub fn recover_interrupted(conn: &mut DbConn) -> QueryResult<Vec<(String, RunStatus)>> {
-    write_transaction(conn, |conn| {
-        let interrupted: Vec<(String, i32)> = sync_runs::table
-            .filter(sync_runs::status.eq(Running))
-            .select((sync_runs::id, sync_runs::attempts))
-            .load(conn)?;
-        let mut recovered = Vec::with_capacity(interrupted.len());
-        for (id, attempts) in interrupted {
-            let (step, status, line) = if attempts >= MAX_ATTEMPTS {
-                (
-                    Step::GiveUp,
-                    Failed,
-                    log_line(
-                        LogLevel::Error,
-                        format!("The run was interrupted {attempts} times (the service stopped while processing it) and was given up. Nothing of it was applied; retry it with POST /v1/syncs/{id}/retry."),
-                    ),
-                )
-            } else {
-                (
-                    Step::Recover,
-                    Pending,
-                    log_line(
-                        LogLevel::Warning,
-                        "The service stopped while processing this run; nothing of it was applied, and it was queued again.".to_owned(),
-                    ),
-                )
-            };
-            let changes = Changes {
-                logs: Some(with_log_lines(conn, &id, std::slice::from_ref(&line))?),
-                finished_at: status.is_final().then(now),
-                progress_processed: Some(0),
-                ..Changes::default()
-            };
-            match apply(conn, &id, step, status, changes) {
-                Ok(()) => recovered.push((id, status)),
-                Err(LifecycleError::Refused { .. }) => {}
-                Err(LifecycleError::Store(error)) => return Err(error),
-            }
-        }
-        Ok(recovered)
-    })
 }
 
 /// Queues a new run of a final run's push. A run that has not finished (or waits for

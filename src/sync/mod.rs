@@ -10,6 +10,7 @@ pub mod csv_log;
 pub mod directory;
 pub mod duplicates;
 pub mod engine;
+pub mod faults;
 pub mod gate;
 pub mod grace;
 pub mod groups;

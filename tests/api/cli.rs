@@ -1,4 +1,4 @@
-//! The command line, run as the real binary on a fresh database file.
+//! The command line, run as the real binary on a fresh database.
 
 use std::process::Command;
 
@@ -24,8 +24,8 @@ fn json(stdout: &str) -> Value {
 
 #[test]
 fn org_and_token_commands_work_on_a_fresh_file_and_print_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let database = crate::helpers::TestDatabase::new();
+    let url = database.url().to_owned();
 
     let (ok, stdout, stderr) = hris_sync(&url, &["org", "create", "acme"]);
     assert!(ok, "{stderr}");
@@ -74,8 +74,8 @@ fn org_and_token_commands_work_on_a_fresh_file_and_print_json() {
 
 #[test]
 fn bad_arguments_fail_with_a_message_and_a_non_zero_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let database = crate::helpers::TestDatabase::new();
+    let url = database.url().to_owned();
     let (ok, _, stderr) = hris_sync(
         &url,
         &["token", "create", "--org", "nope", "--scope", "admin"],
@@ -92,8 +92,8 @@ fn bad_arguments_fail_with_a_message_and_a_non_zero_status() {
 
 #[test]
 fn migrate_and_openapi_commands_print_what_they_did() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let database = crate::helpers::TestDatabase::new();
+    let url = database.url().to_owned();
     let (ok, stdout, _) = hris_sync(&url, &["migrate"]);
     assert!(ok);
     assert_eq!(json(&stdout)["migrated"], true);
@@ -115,8 +115,8 @@ fn serve_on_an_empty_database_prints_the_admin_token_once_and_stops_on_sigterm()
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("serve.db").display());
+    let database = crate::helpers::TestDatabase::new();
+    let url = database.url().to_owned();
     let start = || {
         Command::new(env!("CARGO_BIN_EXE_hris-sync"))
             .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &url])

@@ -1,8 +1,12 @@
-//! `spawn_app`: the real server on port 0 with its own fresh SQLite file, and a blocking
-//! HTTP client speaking to it.
+//! `spawn_app`: the real server on port 0 with its own fresh database, and a blocking HTTP
+//! client speaking to it.
+//!
+//! The database is a SQLite file in a temporary directory, or, when
+//! `HRIS_SYNC_TEST_POSTGRES_URL` names a PostgreSQL server (`scripts/with-postgres cargo test`
+//! sets it), a PostgreSQL database of its own, copied from a migrated template.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,7 +24,146 @@ pub struct TestApp {
     pub db_path: PathBuf,
     pub client: Client,
     server: Option<(ServerHandle, JoinHandle<()>)>,
-    _dir: Option<tempfile::TempDir>,
+    _database: Option<TestDatabase>,
+}
+
+/// The environment variable naming the PostgreSQL server to test against (any database of it:
+/// each test gets a database of its own).
+pub const POSTGRES_URL_VAR: &str = "HRIS_SYNC_TEST_POSTGRES_URL";
+
+/// The PostgreSQL server the suite runs against, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A fresh, empty database for one test, removed when dropped.
+pub enum TestDatabase {
+    Sqlite {
+        url: String,
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+        server_url: String,
+        name: String,
+    },
+}
+
+impl TestDatabase {
+    /// A new database on the backend the suite runs against.
+    pub fn new() -> TestDatabase {
+        match postgres_url() {
+            Some(server_url) => TestDatabase::postgres(server_url),
+            None => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let path = dir.path().join("hris-sync.db");
+                TestDatabase::Sqlite {
+                    url: format!("sqlite://{}", path.display()),
+                    path,
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    /// A copy of the migrated template: `CREATE DATABASE … TEMPLATE` copies files, which is
+    /// much faster than migrating every test's database.
+    fn postgres(server_url: String) -> TestDatabase {
+        use diesel::connection::SimpleConnection;
+        let template = postgres_template(&server_url);
+        let name = format!("hris_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = postgres_admin(&server_url);
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"
+            ))
+            .expect("test database created from the template");
+        TestDatabase::Postgres {
+            url: with_database(&server_url, &name),
+            server_url,
+            name,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Default for TestDatabase {
+    fn default() -> Self {
+        TestDatabase::new()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        use diesel::connection::SimpleConnection;
+        if let TestDatabase::Postgres {
+            server_url, name, ..
+        } = self
+        {
+            // Best effort: the cluster of a CI run is thrown away anyway.
+            if let Ok(mut admin) = try_postgres_admin(server_url) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// The URL with its database name replaced.
+fn with_database(server_url: &str, database: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server_url, None),
+    };
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+fn try_postgres_admin(server_url: &str) -> diesel::ConnectionResult<diesel::PgConnection> {
+    use diesel::Connection;
+    diesel::PgConnection::establish(server_url)
+}
+
+fn postgres_admin(server_url: &str) -> diesel::PgConnection {
+    try_postgres_admin(server_url)
+        .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {server_url}: {error}"))
+}
+
+/// The migrated template database of this test process, created on first use. Its name is
+/// unique to the process, so that two suites on one server do not share (or drop) it.
+fn postgres_template(server_url: &str) -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use diesel::connection::SimpleConnection;
+        let name = format!(
+            "hris_template_{}_{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        postgres_admin(server_url)
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("template database created");
+        // Migrates it; the pool (and its connections) end here, since a template must have
+        // no session open when it is copied.
+        hris_sync::store::connect(&with_database(server_url, &name), 1)
+            .expect("template database migrated");
+        name
+    })
 }
 
 pub fn spawn_app() -> TestApp {
@@ -29,12 +172,12 @@ pub fn spawn_app() -> TestApp {
 
 /// Starts a server on a fresh database, after `customize` has adjusted its configuration.
 pub fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let db_path = dir.path().join("hris-sync.db");
-    let database_url = format!("sqlite://{}", db_path.display());
-    let mut app = start(&database_url, customize);
-    app._dir = Some(dir);
-    app.db_path = db_path;
+    let database = TestDatabase::new();
+    let mut app = start(database.url(), customize);
+    if let TestDatabase::Sqlite { path, .. } = &database {
+        app.db_path = path.clone();
+    }
+    app._database = Some(database);
     app
 }
 
@@ -81,7 +224,7 @@ pub fn start(database_url: &str, customize: impl FnOnce(&mut Config)) -> TestApp
             .build()
             .expect("client"),
         server: Some((handle, thread)),
-        _dir: None,
+        _database: None,
     }
 }
 
@@ -94,9 +237,9 @@ impl TestApp {
         }
     }
 
-    /// Takes the temporary directory, so that the database outlives this app.
-    pub fn keep_database(&mut self) -> tempfile::TempDir {
-        self._dir.take().expect("database directory")
+    /// Takes the database, so that it outlives this app.
+    pub fn keep_database(&mut self) -> TestDatabase {
+        self._database.take().expect("database")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -290,6 +433,11 @@ pub struct BinaryServer {
 
 impl BinaryServer {
     pub fn start(database_url: &str) -> BinaryServer {
+        BinaryServer::start_with_env(database_url, &[])
+    }
+
+    /// [`BinaryServer::start`] with more environment variables (`HRIS_SYNC_INSTANCE_ID`…).
+    pub fn start_with_env(database_url: &str, env: &[(&str, &str)]) -> BinaryServer {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hris-sync"))
             .args([
@@ -301,6 +449,10 @@ impl BinaryServer {
             ])
             .env("RUST_LOG", "info")
             .env("HRIS_SYNC_LOG_FORMAT", "json")
+            // A killed server's run is taken over (PostgreSQL) three seconds after its last
+            // heartbeat rather than thirty.
+            .env("HRIS_SYNC_RUN_LEASE", "3")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

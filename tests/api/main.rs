@@ -1,4 +1,5 @@
-//! Black-box tests over HTTP against the real server, each on its own fresh SQLite file.
+//! Black-box tests over HTTP against the real server, each on its own fresh database: a
+//! SQLite file, or a PostgreSQL database when `HRIS_SYNC_TEST_POSTGRES_URL` is set.
 
 mod approval_gate;
 mod auth;
@@ -10,8 +11,11 @@ mod errors;
 mod exports;
 mod health;
 mod helpers;
+mod instances;
 mod openapi;
+mod postgres;
 mod provisioning_rules;
+mod queue;
 mod recovery;
 mod reliability;
 mod settings;

@@ -7,14 +7,34 @@ use serde_json::{json, Value};
 
 use crate::helpers::{person, spawn_app, spawn_app_with, start, TestApp};
 
-/// Sets a run's status and attempts behind the service's back, as a crash would leave them.
+/// Sets a run's status and attempts behind the service's back, as a crash would leave them:
+/// a `running` run's lease has expired (its instance is gone).
 fn force_run(database_url: &str, run_id: &str, status: &str, attempts: i32) {
+    set_run(
+        database_url,
+        run_id,
+        status,
+        attempts,
+        "2000-01-01T00:00:00.000000Z",
+    );
+}
+
+/// Marks a run `running` under the live claim of another instance (its lease runs for an
+/// hour): its organization's queue waits behind it.
+fn hold_run(database_url: &str, run_id: &str) {
+    let in_an_hour = hris_sync::store::timestamp(chrono::Utc::now() + chrono::Duration::hours(1));
+    set_run(database_url, run_id, "running", 1, &in_an_hour);
+}
+
+fn set_run(database_url: &str, run_id: &str, status: &str, attempts: i32, lease_expires_at: &str) {
     let pool = hris_sync::store::connect(database_url, 1).expect("database");
     let mut conn = pool.get().expect("connection");
     let changed = diesel::update(sync_runs::table.find(run_id))
         .set((
             sync_runs::status.eq(status),
             sync_runs::attempts.eq(attempts),
+            sync_runs::claimed_by.eq("another-instance"),
+            sync_runs::lease_expires_at.eq(lease_expires_at),
         ))
         .execute(&mut *conn)
         .expect("run updated");
@@ -39,7 +59,7 @@ fn restart(first: &mut TestApp) -> TestApp {
 fn push_while_busy(app: &TestApp, users: Value) -> (String, String) {
     let blocker = app.sync("incremental", json!([person("BLOCKER")]));
     let blocker = blocker["id"].as_str().unwrap().to_owned();
-    force_run(&app.database_url, &blocker, "running", 1);
+    hold_run(&app.database_url, &blocker);
     let run = app.push("incremental", users);
     let id = run["id"].as_str().unwrap().to_owned();
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -180,8 +200,8 @@ fn runs_and_the_directory_survive_a_restart() {
 
 #[test]
 fn a_server_killed_while_processing_a_run_finishes_it_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let database = crate::helpers::TestDatabase::new();
+    let url = database.url().to_owned();
     let server = crate::helpers::BinaryServer::start(&url);
     let token = server
         .token
@@ -273,4 +293,40 @@ fn a_server_killed_while_processing_a_run_finishes_it_after_a_restart() {
         .json()
         .unwrap();
     assert_eq!(users["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_run_whose_instance_stopped_renewing_its_lease_is_taken_over_and_says_so() {
+    let app = spawn_app();
+    let (run_id, blocker) = push_while_busy(&app, people(0..3));
+    // Another instance claimed the run, then vanished: its lease ran out long ago. The
+    // blocker ends meanwhile, so nothing else holds the organization's queue.
+    force_run(&app.database_url, &run_id, "running", 1);
+    force_run(&app.database_url, &blocker, "succeeded", 1);
+
+    let run = app.wait_for_run(&run_id);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["created"], 3, "applied once: {run}");
+    let logs = run["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["level"], "warning");
+    let message = logs[0]["message"].as_str().unwrap();
+    assert!(message.contains("another-instance"), "{message}");
+    assert!(message.contains("took it over"), "{message}");
+}
+
+#[test]
+fn a_run_held_under_a_live_lease_is_left_to_its_instance() {
+    let app = spawn_app();
+    let (run_id, blocker) = push_while_busy(&app, people(0..2));
+    // The blocker is another instance's run, still under its lease: several polls later it
+    // is still that instance's, and the organization's queue still waits behind it.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let held = app.get_json(&format!("/v1/syncs/{blocker}"));
+    assert_eq!(held["status"], "running", "{held}");
+    assert_eq!(held["logs"], json!([]));
+    assert_eq!(
+        app.get_json(&format!("/v1/syncs/{run_id}"))["status"],
+        "pending"
+    );
 }
