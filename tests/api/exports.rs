@@ -858,3 +858,35 @@ fn a_report_longer_than_one_page_of_reads_holds_every_event_once() {
     let (body, _) = download(&app, "/v1/sync-log.csv", "text/csv");
     assert_eq!(csv_records(&body).1.len(), lines.len());
 }
+
+#[test]
+fn downloads_left_unread_do_not_hold_up_pushes_and_reads() {
+    let app = spawn_app();
+    let users: Vec<Value> = (0..2_500).map(|i| person(&format!("P{i:05}"))).collect();
+    let run_id = id(&app.sync("incremental", json!(users)));
+    // More stalled downloads than the test server has HTTP workers (2) and pooled
+    // connections (4): each has sent its headers and waits for the client to read on.
+    let mut stalled: Vec<Response> = (0..6)
+        .map(|_| {
+            let response = app.get(&format!("/v1/syncs/{run_id}/report.csv"));
+            assert_eq!(response.status().as_u16(), 200);
+            response
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        app.get_json(&format!("/v1/syncs/{run_id}"))["status"],
+        "succeeded"
+    );
+    let pushed = app.sync("incremental", json!([person("LATE")]));
+    assert_eq!(pushed["counts"]["created"], 1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "reads and pushes waited for the downloads"
+    );
+    // The stalled downloads are still whole when read at last.
+    let mut body = Vec::new();
+    stalled[0].read_to_end(&mut body).unwrap();
+    let lines = csv_records(&body).1;
+    assert_eq!(lines.last().unwrap()["seq"], "2500");
+}
