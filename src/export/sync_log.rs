@@ -342,6 +342,8 @@ struct Sheet<'a> {
     next_row: u32,
     columns: u16,
     full: bool,
+    /// The last time written and its date-time: the lines of a run share their time.
+    last_time: Option<(String, Option<NaiveDateTime>)>,
 }
 
 impl<'a> Sheet<'a> {
@@ -367,6 +369,7 @@ impl<'a> Sheet<'a> {
             next_row: 1,
             columns: u16::try_from(columns.len()).unwrap_or(u16::MAX),
             full: false,
+            last_time: None,
         })
     }
 
@@ -385,7 +388,10 @@ impl<'a> Sheet<'a> {
             self.full = true;
             return Ok(());
         }
-        match excel_time(time) {
+        if self.last_time.as_ref().is_none_or(|(text, _)| text != time) {
+            self.last_time = Some((time.to_owned(), excel_time(time)));
+        }
+        match self.last_time.as_ref().and_then(|(_, at)| *at) {
             Some(at) => {
                 self.sheet
                     .write_datetime_with_format(row, 0, at, &self.styles.time)?;
@@ -398,16 +404,12 @@ impl<'a> Sheet<'a> {
             if cell.is_empty() {
                 continue;
             }
-            let value = neutralise(cell);
+            let value = neutralise(cell).into_owned();
             if cell.contains('\n') {
-                self.sheet.write_string_with_format(
-                    row,
-                    column,
-                    value.as_ref(),
-                    &self.styles.wrapped,
-                )?;
+                self.sheet
+                    .write_string_with_format(row, column, value, &self.styles.wrapped)?;
             } else {
-                self.sheet.write_string(row, column, value.as_ref())?;
+                self.sheet.write_string(row, column, value)?;
             }
         }
         self.next_row += 1;
