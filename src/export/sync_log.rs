@@ -454,6 +454,9 @@ pub fn write_xlsx(
             runs,
             EventKind::Update,
             |run, event| {
+                if sheet.full {
+                    return Ok(());
+                }
                 for l in update_lines(run, event) {
                     sheet.row(
                         &l.time,
@@ -491,6 +494,9 @@ pub fn write_xlsx(
             runs,
             EventKind::Issue,
             |run, event| {
+                if sheet.full {
+                    return Ok(());
+                }
                 let l = error_line(run, event);
                 sheet.row(
                     &l.time,
