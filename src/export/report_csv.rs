@@ -1,9 +1,11 @@
 //! `report.csv`: the whole report of one run, one line per event, and one line per changed
 //! field of an update.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::domain::EventKind;
@@ -37,42 +39,61 @@ pub const COLUMNS: [&str; 18] = [
 /// when it starts with one.
 pub const BOM: &[u8] = "\u{feff}".as_bytes();
 
-/// One changed field of an update, with old and new as text.
+/// One changed field of an update, with old and new as text. Borrowed from the stored
+/// changes where the JSON allows it (plain strings): a big report parses without copying.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldChange {
-    pub field: String,
-    pub old: String,
-    pub new: String,
+pub struct FieldChange<'a> {
+    pub field: Cow<'a, str>,
+    pub old: Cow<'a, str>,
+    pub new: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct StoredChange {
-    field: String,
-    #[serde(default)]
-    old: Value,
-    #[serde(default)]
-    new: Value,
+struct StoredChange<'a> {
+    #[serde(borrow)]
+    field: Cow<'a, str>,
+    #[serde(borrow, default)]
+    old: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    new: Option<&'a RawValue>,
 }
 
 /// The fields an update changed, in stored order; empty for an issue or an update without
 /// field changes (a team created, say).
-pub fn changed_fields(event: &EventRow) -> Vec<FieldChange> {
+pub fn changed_fields(event: &EventRow) -> Vec<FieldChange<'_>> {
     let Some(stored) = event.changes.as_deref() else {
         return Vec::new();
     };
-    match serde_json::from_str::<Vec<StoredChange>>(stored) {
+    match serde_json::from_str::<Vec<StoredChange<'_>>>(stored) {
         Ok(changes) => changes
             .into_iter()
             .map(|change| FieldChange {
                 field: change.field,
-                old: value_text(change.old),
-                new: value_text(change.new),
+                old: raw_text(change.old),
+                new: raw_text(change.new),
             })
             .collect(),
         Err(error) => {
             tracing::warn!(run_id = %event.run_id, seq = event.seq, %error, "stored changes are not readable");
             Vec::new()
         }
+    }
+}
+
+/// A stored JSON value as a cell; a string without escapes is borrowed as it is.
+fn raw_text(raw: Option<&RawValue>) -> Cow<'_, str> {
+    let Some(raw) = raw else {
+        return Cow::Borrowed("");
+    };
+    let json = raw.get();
+    if json.starts_with('"') {
+        if let Ok(text) = serde_json::from_str::<&str>(json) {
+            return Cow::Borrowed(text);
+        }
+    }
+    match serde_json::from_str::<Value>(json) {
+        Ok(value) => Cow::Owned(value_text(value)),
+        Err(_) => Cow::Borrowed(json),
     }
 }
 
@@ -223,6 +244,32 @@ mod tests {
             ]
         );
         assert!(lines.iter().all(|l| l[1] == "3" && l[14] == "Zoë"));
+    }
+
+    #[test]
+    fn stored_values_are_read_whatever_their_json_shape() {
+        let event = update(
+            1,
+            json!([
+                {"field": "last_name", "old": "O\"Neil\n", "new": null},
+                {"field": "upcoming_trips", "old": 0, "new": 2},
+                {"field": "active", "old": false, "new": true},
+                {"field": "teams", "old": [], "new": ["Zoë's", "B"]},
+                {"field": "note"},
+            ]),
+        );
+        let values: Vec<(String, String)> = changed_fields(&event)
+            .into_iter()
+            .map(|c| (c.old.into_owned(), c.new.into_owned()))
+            .collect();
+        let expected = [
+            ("O\"Neil\n", ""),
+            ("0", "2"),
+            ("false", "true"),
+            ("", "Zoë's|B"),
+            ("", ""),
+        ];
+        assert_eq!(values, expected.map(|(o, n)| (o.to_owned(), n.to_owned())));
     }
 
     #[test]

@@ -342,6 +342,10 @@ struct Sheet<'a> {
     next_row: u32,
     columns: u16,
     full: bool,
+    /// Rows the sheet may hold, header and final note included.
+    max_rows: u32,
+    /// The last time written and its date-time: the lines of a run share their time.
+    last_time: Option<(String, Option<NaiveDateTime>)>,
 }
 
 impl<'a> Sheet<'a> {
@@ -352,6 +356,7 @@ impl<'a> Sheet<'a> {
         name: &str,
         columns: &[&str],
         widths: &[f64],
+        max_rows: u32,
     ) -> anyhow::Result<Sheet<'a>> {
         sheet.set_name(name)?;
         for (column, width) in (0u16..).zip(widths) {
@@ -367,6 +372,8 @@ impl<'a> Sheet<'a> {
             next_row: 1,
             columns: u16::try_from(columns.len()).unwrap_or(u16::MAX),
             full: false,
+            max_rows,
+            last_time: None,
         })
     }
 
@@ -376,7 +383,7 @@ impl<'a> Sheet<'a> {
             return Ok(());
         }
         let row = self.next_row;
-        if row == XLSX_MAX_ROWS - 1 {
+        if row + 1 >= self.max_rows {
             self.sheet.write_string(
                 row,
                 0,
@@ -385,7 +392,10 @@ impl<'a> Sheet<'a> {
             self.full = true;
             return Ok(());
         }
-        match excel_time(time) {
+        if self.last_time.as_ref().is_none_or(|(text, _)| text != time) {
+            self.last_time = Some((time.to_owned(), excel_time(time)));
+        }
+        match self.last_time.as_ref().and_then(|(_, at)| *at) {
             Some(at) => {
                 self.sheet
                     .write_datetime_with_format(row, 0, at, &self.styles.time)?;
@@ -398,16 +408,12 @@ impl<'a> Sheet<'a> {
             if cell.is_empty() {
                 continue;
             }
-            let value = neutralise(cell);
+            let value = neutralise(cell).into_owned();
             if cell.contains('\n') {
-                self.sheet.write_string_with_format(
-                    row,
-                    column,
-                    value.as_ref(),
-                    &self.styles.wrapped,
-                )?;
+                self.sheet
+                    .write_string_with_format(row, column, value, &self.styles.wrapped)?;
             } else {
-                self.sheet.write_string(row, column, value.as_ref())?;
+                self.sheet.write_string(row, column, value)?;
             }
         }
         self.next_row += 1;
@@ -430,6 +436,15 @@ pub fn write_xlsx(
     runs: &[PeriodRun],
     out: impl Write + Send,
 ) -> anyhow::Result<()> {
+    write_workbook(source, runs, out, XLSX_MAX_ROWS)
+}
+
+fn write_workbook(
+    source: &dyn EventSource,
+    runs: &[PeriodRun],
+    out: impl Write + Send,
+    max_rows: u32,
+) -> anyhow::Result<()> {
     let styles = Styles {
         header: Format::new().set_bold(),
         time: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
@@ -446,12 +461,16 @@ pub fn write_xlsx(
             UPDATES_SECTION,
             &UPDATE_COLUMNS,
             &[20.0, 38.0, 20.0, 28.0, 32.0, 16.0, 20.0, 20.0, 28.0, 28.0],
+            max_rows,
         )?;
         for_each_event(
             source,
             runs,
             EventKind::Update,
             |run, event| {
+                if sheet.full {
+                    return Ok(());
+                }
                 for l in update_lines(run, event) {
                     sheet.row(
                         &l.time,
@@ -483,12 +502,16 @@ pub fn write_xlsx(
             &[
                 20.0, 38.0, 30.0, 10.0, 28.0, 32.0, 16.0, 20.0, 18.0, 60.0, 70.0,
             ],
+            max_rows,
         )?;
         for_each_event(
             source,
             runs,
             EventKind::Issue,
             |run, event| {
+                if sheet.full {
+                    return Ok(());
+                }
                 let l = error_line(run, event);
                 sheet.row(
                     &l.time,
@@ -579,5 +602,38 @@ mod tests {
             excel_time(&lines[0].time).unwrap().to_string(),
             "2026-11-01 10:00:05"
         );
+    }
+
+    #[test]
+    fn a_sheet_that_would_overflow_ends_with_a_note_pointing_at_the_csv() {
+        use crate::export::memory::{event, MemorySource};
+        use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
+        let run = PeriodRun {
+            id: "r1".into(),
+            created_at: "2026-11-01T10:00:00.000000Z".into(),
+            finished_at: None,
+        };
+        let updates = (1..=10)
+            .map(|seq| EventRow {
+                action: Some("USER_UPDATED".into()),
+                ..event("r1", seq, EventKind::Update)
+            })
+            .collect();
+        let source = MemorySource {
+            events: updates,
+            page_size: 3,
+        };
+        let mut out = Vec::new();
+        write_workbook(&source, &[run], &mut out, 5).unwrap();
+        let mut workbook: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(out)).unwrap();
+        let rows: Vec<Vec<Data>> = workbook
+            .worksheet_range(UPDATES_SECTION)
+            .unwrap()
+            .rows()
+            .map(<[Data]>::to_vec)
+            .collect();
+        assert_eq!(rows.len(), 5, "header, three lines, the note");
+        assert!(matches!(&rows[4][0], Data::String(note) if note.contains("sync-log.csv")));
+        assert!(matches!(rows[1][0], Data::DateTime(_)));
     }
 }
