@@ -148,8 +148,8 @@ fn company(size: usize, prefix: &str) -> Value {
 }
 
 #[test]
-fn a_full_disk_refuses_pushes_with_507_stores_nothing_and_makes_the_instance_not_ready() {
-    let Some(disk) = SmallDisk::mount(24) else {
+fn a_full_disk_refuses_pushes_with_507_makes_the_instance_not_ready_and_loses_no_accepted_run() {
+    let Some(disk) = SmallDisk::mount(64) else {
         eprintln!("skipped: this machine does not let the test mount a tmpfs");
         return;
     };
@@ -168,12 +168,17 @@ fn a_full_disk_refuses_pushes_with_507_stores_nothing_and_makes_the_instance_not
         "{problem}"
     );
 
-    let mut accepted = 0;
+    let mut accepted = Vec::new();
     let mut refused = None;
     for attempt in 0..20 {
         let response = app.post_json("/v1/syncs", &company(2_000, &format!("A{attempt}-")));
         match response.status().as_u16() {
-            202 => accepted += 1,
+            202 => accepted.push(
+                response.json::<Value>().unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
             status => {
                 refused = Some((status, response));
                 break;
@@ -190,12 +195,17 @@ fn a_full_disk_refuses_pushes_with_507_stores_nothing_and_makes_the_instance_not
     let runs: Value = app.get_json("/v1/syncs?limit=100");
     assert_eq!(
         runs["items"].as_array().unwrap().len(),
-        1 + accepted,
+        1 + accepted.len(),
         "only the accepted pushes are stored"
     );
 
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(app.get("/readyz").status().as_u16(), 200);
+    // A push accepted before the disk filled up is never lost: its run meets the full disk,
+    // goes back to the queue, and succeeds once there is room again.
+    for id in &accepted {
+        assert_eq!(app.wait_for_run(id)["status"], "succeeded", "run {id}");
+    }
     let after = app.sync("incremental", json!([person("E2")]));
     assert_eq!(after["counts"]["created"], 1);
     app.stop();
