@@ -147,7 +147,7 @@ pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
 const POSTGRES_UPDATE_CHUNK: usize = 1_000;
 
 /// The columns [`update_all`] writes, in the order of the VALUES rows (all text).
-const UPDATED_COLUMNS: [&str; 22] = [
+const UPDATED_COLUMNS: [&str; 25] = [
     "external_id",
     "email",
     "email_key",
@@ -170,6 +170,9 @@ const UPDATED_COLUMNS: [&str; 22] = [
     "search_key",
     "updated_at",
     "archived_at",
+    "\"groups\"",
+    "pending_archive_since",
+    "pending_archive_reason",
 ];
 
 /// One statement for many rows, every value a bound parameter:
@@ -230,7 +233,10 @@ fn update_chunk_postgres(conn: &mut diesel::PgConnection, rows: &[UserRow]) -> Q
             .bind::<Nullable<Text>, _>(&row.source_hash)
             .bind::<Text, _>(&row.search_key)
             .bind::<Text, _>(&row.updated_at)
-            .bind::<Nullable<Text>, _>(&row.archived_at);
+            .bind::<Nullable<Text>, _>(&row.archived_at)
+            .bind::<Text, _>(&row.groups)
+            .bind::<Nullable<Text>, _>(&row.pending_archive_since)
+            .bind::<Nullable<Text>, _>(&row.pending_archive_reason);
     }
     let updated = query.execute(conn)?;
     if updated != rows.len() {
