@@ -15,6 +15,7 @@ use crate::store::runs::{self, log_line, Claimant};
 use crate::store::{analyze, checkpoint, DbConn, DbPool};
 use crate::sync::engine::process_run;
 use crate::sync::faults::{classify, Fault};
+use crate::sync::grace;
 use crate::sync::lifecycle;
 
 enum Signal {
@@ -65,12 +66,16 @@ impl Worker {
         let stop_requested = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("run-worker".into())
-            .spawn(move || loop {
-                expire_waiting_runs(&pool);
-                drain_queue(&pool, &settings, &checkpoints, &stop_requested);
-                match receiver.recv_timeout(settings.poll_interval) {
-                    Ok(Signal::Wake) | Err(RecvTimeoutError::Timeout) => continue,
-                    Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            .spawn(move || {
+                let mut grace_checked_on = None;
+                loop {
+                    expire_waiting_runs(&pool);
+                    end_expired_grace_periods(&pool, &mut grace_checked_on);
+                    drain_queue(&pool, &settings, &checkpoints, &stop_requested);
+                    match receiver.recv_timeout(settings.poll_interval) {
+                        Ok(Signal::Wake) | Err(RecvTimeoutError::Timeout) => continue,
+                        Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             })?;
         Ok(Worker {
@@ -128,6 +133,31 @@ fn start_checkpointer(pool: DbPool) -> std::io::Result<mpsc::Sender<bool>> {
             }
         })?;
     Ok(sender)
+}
+
+/// Once a day (UTC), and right after a start: archives the users whose archive grace period
+/// ended while no run of their organization came to do it.
+fn end_expired_grace_periods(pool: &DbPool, checked_on: &mut Option<chrono::NaiveDate>) {
+    let today = chrono::Utc::now().date_naive();
+    if *checked_on == Some(today) {
+        return;
+    }
+    let done = pool
+        .get()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| Ok(grace::archive_expired_everywhere(&mut conn, today)?));
+    match done {
+        Ok(expired) => {
+            *checked_on = Some(today);
+            if expired.archived > 0 {
+                tracing::info!(
+                    archived = expired.archived,
+                    "grace periods ended: users archived"
+                );
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot end the expired archive grace periods"),
+    }
 }
 
 /// Rejects the runs that waited for approval longer than their organization allows; also
