@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "support/baseline.rs"]
+mod baseline;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
@@ -170,10 +173,63 @@ fn main() -> anyhow::Result<()> {
     }
     reads_during_exports(&client, &base, &token, run_id)?;
 
+    http_against_a_bare_handler(&base, &token, run_id)?;
+
     let peak = memory_kb(child.id(), "VmHWM:").unwrap_or(0);
     println!("server peak memory (VmHWM): {:.0} MB", peak as f64 / 1024.0);
     child.kill()?;
     child.wait()?;
+
+    // The store's own limit, measured now on the same rows: raw SQLite (rusqlite).
+    let raw = baseline::measure_store(dir.path(), &company(users))?;
+    println!(
+        "baseline, raw SQLite on the same rows: insert {users} users {:.2} s + {users} events {:.2} s; read {users} users {:.2} s",
+        raw.insert_users.as_secs_f64(),
+        raw.insert_events.as_secs_f64(),
+        raw.read_users.as_secs_f64()
+    );
+    println!(
+        "  first full sync / raw inserts: {:.2}x; unchanged re-push / raw read: {:.2}x",
+        first.seconds / raw.insert_total().as_secs_f64(),
+        again.seconds / raw.read_users.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `GET /v1/syncs/{id}` at 64 connections and an events page at 16, under `wrk`, next to a bare
+/// actix-web handler measured the same way in the same run.
+fn http_against_a_bare_handler(base: &str, token: &str, run_id: &str) -> anyhow::Result<()> {
+    let hello = baseline::start_hello_server()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let Some(bare) = baseline::wrk(&format!("http://127.0.0.1:{hello}/"), 64, 5, None) else {
+        println!("  (wrk is not installed: apt-get install wrk for the HTTP figures)");
+        return Ok(());
+    };
+    let run = baseline::wrk(&format!("{base}/v1/syncs/{run_id}"), 64, 5, Some(token));
+    let events = baseline::wrk(
+        &format!("{base}/v1/syncs/{run_id}/events?limit=100"),
+        16,
+        5,
+        Some(token),
+    );
+    println!(
+        "baseline, bare actix-web handler at 64 connections: {:.0} requests/s",
+        bare.requests_per_second
+    );
+    if let Some(run) = run {
+        println!(
+            "  GET /v1/syncs/{{id}} at 64 connections: {:.0} requests/s ({:.1} % of the bare handler), p99 {:.1} ms",
+            run.requests_per_second,
+            100.0 * run.requests_per_second / bare.requests_per_second,
+            run.p99_ms
+        );
+    }
+    if let Some(events) = events {
+        println!(
+            "  events page (limit 100) at 16 connections: p50 {:.1} ms, p99 {:.1} ms, {:.0} requests/s",
+            events.p50_ms, events.p99_ms, events.requests_per_second
+        );
+    }
     Ok(())
 }
 

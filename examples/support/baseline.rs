@@ -81,8 +81,16 @@ pub fn measure_store(dir: &std::path::Path, people: &[Value]) -> anyhow::Result<
                 text(person, "date_of_birth"),
                 text(person, "gender"),
                 text(person, "phone"),
-                format!("{:032x}", xxhash_rust::xxh3::xxh3_128(person.to_string().as_bytes())),
-                format!("{} {}", text(person, "first_name").unwrap_or_default(), email).to_lowercase(),
+                format!(
+                    "{:032x}",
+                    xxhash_rust::xxh3::xxh3_128(person.to_string().as_bytes())
+                ),
+                format!(
+                    "{} {}",
+                    text(person, "first_name").unwrap_or_default(),
+                    email
+                )
+                .to_lowercase(),
                 now,
             ])?;
         }
@@ -131,12 +139,14 @@ pub fn measure_store(dir: &std::path::Path, people: &[Value]) -> anyhow::Result<
     let mut rows = select.query([&organization])?;
     let mut read = 0usize;
     while let Some(row) = rows.next()? {
-        let columns: Vec<Option<String>> =
-            (0..17).map(|i| row.get(i)).collect::<Result<_, _>>()?;
+        let columns: Vec<Option<String>> = (0..17).map(|i| row.get(i)).collect::<Result<_, _>>()?;
         read += columns.len();
     }
     let read_users = started.elapsed();
-    anyhow::ensure!(read == people.len() * 17, "the baseline read back every row");
+    anyhow::ensure!(
+        read == people.len() * 17,
+        "the baseline read back every row"
+    );
     Ok(StoreBaseline {
         insert_users,
         insert_events,

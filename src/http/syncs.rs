@@ -353,7 +353,8 @@ E1043,jean.dupont@example.com,\"Jean, Jr.\",Dupont,2024-04-15,E1001,Sales,CC-20\
         UploadQuery,
         ("Idempotency-Key" = Option<String>, Header, nullable = false, max_length = 255, min_length = 1, pattern = "^[!-~]+$",
             description = "Makes retries safe: the same key and request return the same run. 1 to 255 visible ASCII characters (no spaces)."),
-        ("Content-Encoding" = Option<String>, Header, description = "`gzip` for a compressed body; the size limit applies after decompression."),
+        ("Content-Encoding" = Option<String>, Header, nullable = false, pattern = "^(gzip|x-gzip|identity)$",
+            description = "`gzip` for a compressed body (the size limit applies after decompression), or `identity`."),
     ),
     responses(
         (status = 202, description = "The push is stored and queued.", body = RunView,
