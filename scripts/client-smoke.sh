@@ -4,11 +4,13 @@
 source "$(dirname "$0")/ci-lib.sh"
 
 python_venv openapi-python-client==0.29.1 httpx attrs python-dateutil
-# The generator knows binary downloads only as application/octet-stream: the document's ZIP
-# and XLSX media types are read as that (the generated functions return the raw bytes).
+# The generator knows files only as application/octet-stream: the document's CSV (the upload
+# body and the downloads), ZIP and XLSX media types are read as that (the generated functions
+# take and return the raw bytes).
 cat >"$WORKDIR/generator.yaml" <<'YAML'
 post_hooks: []
 content_type_overrides:
+  text/csv: application/octet-stream
   application/zip: application/octet-stream
   application/vnd.openxmlformats-officedocument.spreadsheetml.sheet: application/octet-stream
 YAML

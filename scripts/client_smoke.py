@@ -171,7 +171,7 @@ def downloads(client, first, second):
     """report.csv, log.json, the period sync log (CSV, XLSX) and a ZIP, through the client."""
     run_id = str(first.id)
     events, _ = every_page(list_sync_events, EventPage, first.id, client=client, limit=1000)
-    response = call_detailed(get_sync_run_report_csv, str, first.id, client=client)
+    response = call_detailed(get_sync_run_report_csv, bytes, first.id, client=client)
     report = attachment(response, f"sync-{first.id}-report.csv").decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(report.lstrip("\ufeff"))))
     if not rows or {row["run_id"] for row in rows} != {run_id}:
@@ -183,7 +183,7 @@ def downloads(client, first, second):
     log = response.parsed
     if str(log.run_id) != run_id or log.number_of_created_users != first.counts.created:
         fail(f"log.json of {first.id}: {log.run_id}, {log.number_of_created_users} created, the run {first.counts.created}")
-    sync_log = call_detailed(get_sync_log_csv, str, client=client)
+    sync_log = call_detailed(get_sync_log_csv, bytes, client=client)
     if not attachment(sync_log, ".csv").decode("utf-8").lstrip("\ufeff").startswith("section,time,run_id"):
         fail("getSyncLogCsv: not the sync log's columns")
     workbook = call_detailed(get_sync_log_xlsx, File, client=client)

@@ -289,7 +289,7 @@ fn push_example() -> serde_json::Value {
 #[allow(dead_code)] // Documents the parameters; the handler reads them as UploadParams.
 pub struct UploadQuery {
     /// CSV uploads only: the HR tool the file comes from. Default `api`.
-    #[param(example = "hris", max_length = 100, min_length = 1)]
+    #[param(max_length = 100, min_length = 1)]
     source: Option<String>,
     /// CSV uploads only: `full` (users missing from the file are archived) or `incremental`
     /// (the default).
@@ -341,12 +341,10 @@ E1043,jean.dupont@example.com,\"Jean, Jr.\",Dupont,2024-04-15,E1001,Sales,CC-20\
     operation_id = "pushSync",
     tag = "syncs",
     request_body(
-        description = "A JSON push, or a CSV file of employees.",
+        description = "A JSON push, or a CSV file of employees (`text/csv`; the same file is also accepted as `text/tab-separated-values` or `application/csv`).",
         content(
             (PushBody = "application/json", example = push_example),
             (String = "text/csv", example = json!(CSV_EXAMPLE)),
-            (String = "text/tab-separated-values"),
-            (String = "application/csv"),
         )
     ),
     params(
