@@ -29,6 +29,8 @@ pub struct Config {
     pub max_run_attempts: u32,
     /// Wait before the first retry after a transient fault; doubled at each further one.
     pub retry_backoff: Duration,
+    /// How much may wait in the queue before pushes are refused with 429.
+    pub queue_limits: QueueLimits,
     /// HTTP worker threads; defaults to the number of cores.
     pub http_workers: Option<usize>,
     /// Largest accepted request body.
@@ -90,6 +92,32 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://hris-sync.db";
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_RECORDS_PER_PUSH: usize = 250_000;
 pub const DEFAULT_POOL_SIZE: u32 = 8;
+pub const DEFAULT_MAX_PENDING_RUNS_PER_ORGANIZATION: u32 = 200;
+pub const DEFAULT_MAX_PENDING_RECORDS_PER_ORGANIZATION: u64 = 2_000_000;
+pub const DEFAULT_MAX_PENDING_RUNS: u32 = 2_000;
+pub const DEFAULT_MAX_PENDING_RECORDS: u64 = 10_000_000;
+
+/// Backpressure: past any of these, a push is refused with 429 and `Retry-After`, and nothing
+/// is stored. Records are what a waiting run will cost the worker (memory and time), so they
+/// stand for the queue's weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub runs_per_organization: u32,
+    pub records_per_organization: u64,
+    pub runs: u32,
+    pub records: u64,
+}
+
+impl Default for QueueLimits {
+    fn default() -> QueueLimits {
+        QueueLimits {
+            runs_per_organization: DEFAULT_MAX_PENDING_RUNS_PER_ORGANIZATION,
+            records_per_organization: DEFAULT_MAX_PENDING_RECORDS_PER_ORGANIZATION,
+            runs: DEFAULT_MAX_PENDING_RUNS,
+            records: DEFAULT_MAX_PENDING_RECORDS,
+        }
+    }
+}
 pub const DEFAULT_POOL_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_RUN_LEASE_SECS: u64 = 30;
 pub const DEFAULT_MAX_RUN_ATTEMPTS: u32 = 5;
@@ -107,6 +135,7 @@ impl Config {
             run_lease: Duration::from_secs(DEFAULT_RUN_LEASE_SECS),
             max_run_attempts: DEFAULT_MAX_RUN_ATTEMPTS,
             retry_backoff: Duration::from_secs(DEFAULT_RETRY_BACKOFF_SECS),
+            queue_limits: QueueLimits::default(),
             http_workers: None,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             max_records_per_push: DEFAULT_MAX_RECORDS_PER_PUSH,
@@ -162,6 +191,18 @@ pub struct TuningArgs {
     /// Seconds before the first retry after a transient fault (doubled at each further one).
     #[arg(long, env = "HRIS_SYNC_RETRY_BACKOFF", default_value_t = DEFAULT_RETRY_BACKOFF_SECS, global = true)]
     pub retry_backoff: u64,
+    /// Pending runs one organization may have before its pushes get 429.
+    #[arg(long, env = "HRIS_SYNC_MAX_PENDING_RUNS_PER_ORG", default_value_t = DEFAULT_MAX_PENDING_RUNS_PER_ORGANIZATION, global = true)]
+    pub max_pending_runs_per_org: u32,
+    /// Records in one organization's pending runs before its pushes get 429.
+    #[arg(long, env = "HRIS_SYNC_MAX_PENDING_RECORDS_PER_ORG", default_value_t = DEFAULT_MAX_PENDING_RECORDS_PER_ORGANIZATION, global = true)]
+    pub max_pending_records_per_org: u64,
+    /// Pending runs of all organizations before every push gets 429.
+    #[arg(long, env = "HRIS_SYNC_MAX_PENDING_RUNS", default_value_t = DEFAULT_MAX_PENDING_RUNS, global = true)]
+    pub max_pending_runs: u32,
+    /// Records in all pending runs before every push gets 429.
+    #[arg(long, env = "HRIS_SYNC_MAX_PENDING_RECORDS", default_value_t = DEFAULT_MAX_PENDING_RECORDS, global = true)]
+    pub max_pending_records: u64,
     /// Names this instance in the runs it claims (default: host, process id and a random part).
     #[arg(long, env = "HRIS_SYNC_INSTANCE_ID", global = true)]
     pub instance_id: Option<String>,
@@ -177,6 +218,12 @@ impl TuningArgs {
         config.run_lease = Duration::from_secs(self.run_lease.max(1));
         config.max_run_attempts = self.max_run_attempts.max(1);
         config.retry_backoff = Duration::from_secs(self.retry_backoff);
+        config.queue_limits = QueueLimits {
+            runs_per_organization: self.max_pending_runs_per_org.max(1),
+            records_per_organization: self.max_pending_records_per_org.max(1),
+            runs: self.max_pending_runs.max(1),
+            records: self.max_pending_records.max(1),
+        };
         if let Some(id) = self.instance_id.filter(|id| !id.trim().is_empty()) {
             config.instance_id = id;
         }

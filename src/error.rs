@@ -78,6 +78,9 @@ pub enum AppError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// The queue is full (backpressure): nothing was stored; retry after `Retry-After`.
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// The store has no room left: nothing was stored; retry once space is freed.
@@ -123,6 +126,7 @@ impl AppError {
             AppError::PayloadTooLarge(d) => AppError::PayloadTooLarge(d.clone()),
             AppError::UnsupportedMediaType(d) => AppError::UnsupportedMediaType(d.clone()),
             AppError::PreconditionFailed(d) => AppError::PreconditionFailed(d.clone()),
+            AppError::TooManyRequests(d) => AppError::TooManyRequests(d.clone()),
             AppError::Unavailable(d) => AppError::Unavailable(d.clone()),
             AppError::InsufficientStorage(d) => AppError::InsufficientStorage(d.clone()),
             AppError::Internal(cause) => AppError::Internal(anyhow::anyhow!("{cause:#}")),
@@ -132,6 +136,7 @@ impl AppError {
     /// When a client may try again: the store's faults of the moment pass.
     fn retry_after_seconds(&self) -> Option<u32> {
         match self {
+            AppError::TooManyRequests(_) => Some(30),
             AppError::Unavailable(_) => Some(5),
             AppError::InsufficientStorage(_) => Some(60),
             _ => None,
@@ -150,6 +155,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => "payload-too-large",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::Unprocessable { .. } => "unprocessable-content",
+            AppError::TooManyRequests(_) => "too-many-requests",
             AppError::Unavailable(_) => "service-unavailable",
             AppError::InsufficientStorage(_) => "insufficient-storage",
             AppError::Internal(_) => "internal",
@@ -169,6 +175,7 @@ impl AppError {
             | AppError::PreconditionFailed(detail)
             | AppError::PayloadTooLarge(detail)
             | AppError::UnsupportedMediaType(detail)
+            | AppError::TooManyRequests(detail)
             | AppError::Unavailable(detail)
             | AppError::InsufficientStorage(detail) => (detail.clone(), Vec::new()),
             AppError::MethodNotAllowed { allow } => (
@@ -219,6 +226,7 @@ impl ResponseError for AppError {
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

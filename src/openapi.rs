@@ -276,6 +276,11 @@ pub fn problem_example(path: &str, status: &str) -> Option<serde_json::Value> {
             vec![],
         ),
         422 => ("unprocessable-content", invalid.0, vec![invalid.1]),
+        429 => (
+            "too-many-requests",
+            "This organization already has 200 runs waiting (the limit is 200); retry after Retry-After seconds, or ask the operator to raise --max-pending-runs-per-org. Nothing was stored.",
+            vec![],
+        ),
         428 => (
             "precondition-required",
             "Send If-Match with the ETag you read, so that a concurrent change is not overwritten.",

@@ -99,6 +99,7 @@ impl Application {
             .context("cannot start the token bookkeeping")?,
             body_limit: config.body_limit_bytes,
             max_records: config.max_records_per_push,
+            queue_limits: config.queue_limits,
             test_hooks: config.test_hooks.clone(),
         });
         let spec = http::openapi();

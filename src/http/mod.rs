@@ -50,6 +50,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// Largest accepted push body.
     pub body_limit: usize,
+    /// Backpressure limits on the queue (429 past them).
+    pub queue_limits: crate::config::QueueLimits,
     /// Most records a push may carry.
     pub max_records: usize,
     /// Faults tests plant (approvals apply runs on the request's thread).

@@ -8,6 +8,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::config::QueueLimits;
 use crate::domain::{IssueTotals, LogLine, RunCounts, RunStatus, RunSummary, SyncMode};
 use crate::error::{AppError, Problem};
 use crate::http::auth::{ReadAccess, WriteAccess};
@@ -364,6 +365,8 @@ E1043,jean.dupont@example.com,\"Jean, Jr.\",Dupont,2024-04-15,E1001,Sales,CC-20\
         (status = 403, description = "The token lacks the sync:write scope.", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over the size limit (after decompression).", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor CSV, or a Content-Encoding other than gzip.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The queue is full (backpressure): the organization, or the service, has more runs or records waiting than its limits allow. Nothing was stored; retry after Retry-After seconds.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before pushing again."))),
         (status = 422, description = "The JSON envelope is not well formed, the CSV file fails a file-level check, or the Idempotency-Key was used for another request.", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -388,6 +391,7 @@ pub async fn push(
     let pool = state.pool.clone();
     let max_records = state.max_records;
     let body_limit = state.body_limit;
+    let queue_limits = state.queue_limits;
     let stored = web::block(move || -> Result<Stored, AppError> {
         let body = if gzip {
             gunzip(&body, body_limit)?
@@ -395,6 +399,7 @@ pub async fn push(
             body
         };
         let mut conn = pool.get()?;
+        check_queue_room(&mut conn, &organization_id, &queue_limits)?;
         let stored = match format {
             Format::Json => store_json_push(
                 &mut conn,
@@ -436,6 +441,33 @@ pub async fn push(
             Vec::new(),
         )),
     }
+}
+
+/// Backpressure: refuses a push (429, nothing stored) while the queue holds more than the
+/// limits allow, for the organization or for all of them. An Idempotency-Key replay is refused
+/// too while the queue is full; its client retries after `Retry-After` like any other.
+fn check_queue_room(
+    conn: &mut crate::store::DbConn,
+    organization_id: &str,
+    limits: &QueueLimits,
+) -> Result<(), AppError> {
+    let load = runs::pending_load(conn, organization_id)?;
+    let over = |value: i64, limit: u64| u64::try_from(value).unwrap_or(0) >= limit;
+    let detail = if over(
+        load.organization_runs,
+        u64::from(limits.runs_per_organization),
+    ) {
+        format!("This organization already has {} runs waiting (the limit is {}); retry after Retry-After seconds, or ask the operator to raise --max-pending-runs-per-org. Nothing was stored.", load.organization_runs, limits.runs_per_organization)
+    } else if over(load.organization_records, limits.records_per_organization) {
+        format!("This organization's waiting runs already carry {} records (the limit is {}); retry after Retry-After seconds, or ask the operator to raise --max-pending-records-per-org. Nothing was stored.", load.organization_records, limits.records_per_organization)
+    } else if over(load.runs, u64::from(limits.runs)) {
+        format!("The service already has {} runs waiting (the limit is {}); retry after Retry-After seconds. Nothing was stored.", load.runs, limits.runs)
+    } else if over(load.records, limits.records) {
+        format!("The service's waiting runs already carry {} records (the limit is {}); retry after Retry-After seconds. Nothing was stored.", load.records, limits.records)
+    } else {
+        return Ok(());
+    };
+    Err(AppError::TooManyRequests(detail))
 }
 
 /// Why a push was refused, as the client reads it.

@@ -728,6 +728,36 @@ pub fn with_log_lines(conn: &mut DbConn, run_id: &str, lines: &[LogLine]) -> Que
     Ok(serde_json::to_string(&logs).unwrap_or_else(|_| "[]".to_owned()))
 }
 
+/// What waits in the queue: pending runs and the records they carry, of one organization and
+/// of all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingLoad {
+    pub organization_runs: i64,
+    pub organization_records: i64,
+    pub runs: i64,
+    pub records: i64,
+}
+
+/// The queue's load, for backpressure: two aggregate reads of the status index.
+pub fn pending_load(conn: &mut DbConn, organization_id: &str) -> QueryResult<PendingLoad> {
+    use diesel::dsl::{count_star, sum};
+    let (organization_runs, organization_records): (i64, Option<i64>) = sync_runs::table
+        .filter(sync_runs::status.eq(RunStatus::Pending))
+        .filter(sync_runs::organization_id.eq(organization_id))
+        .select((count_star(), sum(sync_runs::progress_total)))
+        .first(conn)?;
+    let (runs, records): (i64, Option<i64>) = sync_runs::table
+        .filter(sync_runs::status.eq(RunStatus::Pending))
+        .select((count_star(), sum(sync_runs::progress_total)))
+        .first(conn)?;
+    Ok(PendingLoad {
+        organization_runs,
+        organization_records: organization_records.unwrap_or(0),
+        runs,
+        records: records.unwrap_or(0),
+    })
+}
+
 /// How many runs wait in each unfinished state, and since when the oldest of them was
 /// created: `(status, count, oldest created_at)`. For `/metrics`; reads the status index.
 pub fn queue_depths(conn: &mut DbConn) -> QueryResult<Vec<(String, i64, Option<String>)>> {

@@ -211,3 +211,80 @@ fn a_full_disk_refuses_pushes_with_507_makes_the_instance_not_ready_and_loses_no
     app.stop();
     drop(disk);
 }
+
+#[test]
+fn pushes_past_the_queue_limit_get_429_and_are_not_stored_while_other_organizations_go_on() {
+    let app = spawn_app_with(|config| config.queue_limits.runs_per_organization = 2);
+    // A run awaiting approval holds the organization's queue: later pushes wait behind it.
+    set_approval_mode(&app, "always");
+    let first = app.sync("incremental", json!([person("Q1")]));
+    assert_eq!(first["status"], "awaiting_approval");
+    for id in ["Q2", "Q3"] {
+        app.push("incremental", json!([person(id)]));
+    }
+
+    let refused = app.post_json(
+        "/v1/syncs",
+        &json!({"source": "test", "mode": "incremental", "users": [person("Q4")]}),
+    );
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let problem: Value = refused.json().unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 runs waiting"),
+        "{problem}"
+    );
+    let listed = app.get_json("/v1/syncs?limit=100");
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        3,
+        "the refused push was not stored"
+    );
+
+    // The limit is per organization: another one pushes as usual.
+    let (_, other_token) = app.other_organization();
+    let other = app.post_json_as(
+        &other_token,
+        "/v1/syncs",
+        &json!({"source": "test", "mode": "incremental", "users": [person("O1")]}),
+    );
+    assert_eq!(other.status().as_u16(), 202);
+
+    // Once the queue has drained, the organization pushes again.
+    set_approval_mode(&app, "never");
+    let first_id = first["id"].as_str().unwrap();
+    let rejected = app.post_json(&format!("/v1/syncs/{first_id}/reject"), &json!({}));
+    assert_eq!(rejected.status().as_u16(), 200);
+    for run in listed["items"].as_array().unwrap() {
+        let status = app.wait_for_run(run["id"].as_str().unwrap())["status"].clone();
+        assert!(status == "succeeded" || status == "rejected", "{status}");
+    }
+    let again = app.post_json(
+        "/v1/syncs",
+        &json!({"source": "test", "mode": "incremental", "users": [person("Q4")]}),
+    );
+    assert_eq!(again.status().as_u16(), 202);
+}
+
+fn set_approval_mode(app: &crate::helpers::TestApp, mode: &str) {
+    let response = app
+        .client
+        .put(app.url("/v1/settings/provisioning"))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"approval": {"mode": mode}}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "settings: {}",
+        response.text().unwrap()
+    );
+}
