@@ -276,7 +276,11 @@ impl From<diesel::result::Error> for AppError {
                     tracing::error!(error = %other, "the database has no space left");
                     AppError::InsufficientStorage(STORAGE_FULL_DETAIL.into())
                 }
-                StoreFault::ReadOnly | StoreFault::Busy | StoreFault::ConnectionLost | StoreFault::Io => {
+                StoreFault::ReadOnly
+                | StoreFault::Busy
+                | StoreFault::ConnectionLost
+                | StoreFault::Io
+                | StoreFault::StatementTimeout => {
                     tracing::error!(error = %other, "the database cannot take this request now");
                     AppError::Unavailable(STORE_UNAVAILABLE_DETAIL.into())
                 }

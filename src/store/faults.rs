@@ -11,12 +11,16 @@ pub enum StoreFault {
     StorageFull,
     /// The database cannot be written at all (read-only file or file system, a standby).
     ReadOnly,
-    /// Another writer held the lock past the busy timeout, or a statement was cancelled.
+    /// Another writer held the lock past the busy timeout, a deadlock, a serialization
+    /// conflict, or no free connection on the server.
     Busy,
-    /// The connection to the database was lost.
+    /// The connection to the database was lost, or the server is restarting.
     ConnectionLost,
     /// An I/O error reading or writing the database.
     Io,
+    /// A statement ran past the statement timeout: the store is healthy, the work too big for
+    /// it (a request may be retried; a run would time out again).
+    StatementTimeout,
     /// Not a fault of the store: the statement or the data is at fault.
     NotTransient,
 }
@@ -26,12 +30,29 @@ impl StoreFault {
     pub fn is_transient(self) -> bool {
         !matches!(self, StoreFault::NotTransient)
     }
+
+    /// What happened, as a run's log says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StoreFault::StorageFull => "the disk was full",
+            StoreFault::ReadOnly => "the database was read-only",
+            StoreFault::Busy => "the database was busy",
+            StoreFault::ConnectionLost => "the database connection was lost",
+            StoreFault::Io => "an I/O error occurred",
+            StoreFault::StatementTimeout => "a statement ran past the statement timeout",
+            StoreFault::NotTransient => "an error of the request or the service",
+        }
+    }
 }
 
 /// Classifies a Diesel error by its kind and the database's own message.
 pub fn classify(error: &Error) -> StoreFault {
     match error {
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => StoreFault::ConnectionLost,
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => StoreFault::ConnectionLost,
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => StoreFault::Busy,
         Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => StoreFault::ReadOnly,
         Error::DatabaseError(_, info) => classify_message(info.message()),
         Error::BrokenTransactionManager => StoreFault::ConnectionLost,
@@ -56,35 +77,45 @@ pub fn classify_any(error: &anyhow::Error) -> StoreFault {
     classify_message(&error.to_string())
 }
 
+/// The messages of SQLite's result codes (SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL,
+/// SQLITE_IOERR, SQLITE_READONLY) and of PostgreSQL's (53100 disk_full, 53300
+/// too_many_connections, 57P01 admin_shutdown, 40P01 deadlock_detected, 57014
+/// statement timeout…), lowercased, for the errors that have no kind of their own.
+const MESSAGES: &[(&str, StoreFault)] = &[
+    ("database or disk is full", StoreFault::StorageFull),
+    ("no space left on device", StoreFault::StorageFull),
+    ("could not extend file", StoreFault::StorageFull),
+    ("readonly database", StoreFault::ReadOnly),
+    ("read-only transaction", StoreFault::ReadOnly),
+    ("database is locked", StoreFault::Busy),
+    ("database table is locked", StoreFault::Busy),
+    ("database is busy", StoreFault::Busy),
+    ("deadlock detected", StoreFault::Busy),
+    ("could not obtain lock", StoreFault::Busy),
+    ("lock timeout", StoreFault::Busy),
+    ("could not serialize access", StoreFault::Busy),
+    ("too many connections", StoreFault::Busy),
+    (
+        "canceling statement due to statement timeout",
+        StoreFault::StatementTimeout,
+    ),
+    ("disk i/o error", StoreFault::Io),
+    ("could not write", StoreFault::Io),
+    ("could not read", StoreFault::Io),
+    ("server closed the connection", StoreFault::ConnectionLost),
+    ("terminating connection", StoreFault::ConnectionLost),
+    ("connection refused", StoreFault::ConnectionLost),
+    ("connection reset", StoreFault::ConnectionLost),
+    ("no connection to the server", StoreFault::ConnectionLost),
+    ("the database system is", StoreFault::ConnectionLost),
+];
+
 fn classify_message(message: &str) -> StoreFault {
-    let message = message.to_ascii_lowercase();
-    let has = |needle: &str| message.contains(needle);
-    if has("database or disk is full")
-        || has("no space left on device")
-        || has("could not extend file")
-    {
-        StoreFault::StorageFull
-    } else if has("readonly database") || has("read-only") || has("read only") {
-        StoreFault::ReadOnly
-    } else if has("database is locked")
-        || has("database table is locked")
-        || has("database is busy")
-        || has("canceling statement due to statement timeout")
-        || has("deadlock detected")
-        || has("could not serialize access")
-    {
-        StoreFault::Busy
-    } else if has("disk i/o error") || has("could not write") || has("could not read") {
-        StoreFault::Io
-    } else if has("server closed the connection")
-        || has("terminating connection")
-        || has("connection refused")
-        || has("no connection to the server")
-    {
-        StoreFault::ConnectionLost
-    } else {
-        StoreFault::NotTransient
-    }
+    let message = message.to_lowercase();
+    MESSAGES
+        .iter()
+        .find(|(pattern, _)| message.contains(pattern))
+        .map_or(StoreFault::NotTransient, |(_, fault)| *fault)
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
+
+use crate::store::faults::{self, StoreFault};
 
 /// What the worker does with a run whose processing returned an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,73 +69,20 @@ pub fn classify(error: &anyhow::Error) -> Fault {
     Fault::Permanent
 }
 
-/// Diesel's error kinds, then the messages of SQLite and PostgreSQL for what has no kind.
+/// A store error, as the worker sees it: the store's faults of the moment (`store::faults`, the
+/// one table of them) are tried again; a statement timeout would time out again, and anything
+/// else is the run's own or the service's: permanent.
 pub fn classify_database_error(error: &DieselError) -> Fault {
-    match error {
-        DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
-                Fault::Transient("the database connection was lost")
-            }
-            DatabaseErrorKind::SerializationFailure => {
-                Fault::Transient("the database was busy (a conflicting transaction)")
-            }
-            DatabaseErrorKind::ReadOnlyTransaction => {
-                Fault::Transient("the database was read-only")
-            }
-            _ => classify_message(info.message()),
-        },
-        DieselError::BrokenTransactionManager => {
-            Fault::Transient("the database connection was lost")
-        }
-        _ => Fault::Permanent,
+    match faults::classify(error) {
+        StoreFault::NotTransient | StoreFault::StatementTimeout => Fault::Permanent,
+        fault => Fault::Transient(fault.describe()),
     }
-}
-
-/// Messages of faults outside the run's data, lowercased: SQLite's result codes (SQLITE_BUSY,
-/// SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY) and PostgreSQL's (53100
-/// disk_full, 53300 too_many_connections, 57P01 admin_shutdown, 40P01 deadlock_detected…).
-const TRANSIENT_MESSAGES: &[(&str, &str)] = &[
-    ("database is locked", "the database was busy"),
-    ("database table is locked", "the database was busy"),
-    ("database is busy", "the database was busy"),
-    ("deadlock detected", "the database was busy (a deadlock)"),
-    ("could not obtain lock", "the database was busy"),
-    ("lock timeout", "the database was busy"),
-    ("database or disk is full", "the disk was full"),
-    ("no space left on device", "the disk was full"),
-    ("could not extend file", "the disk was full"),
-    ("disk i/o error", "an I/O error occurred"),
-    ("could not write", "an I/O error occurred"),
-    ("could not read", "an I/O error occurred"),
-    (
-        "attempt to write a readonly database",
-        "the database was read-only",
-    ),
-    ("read-only transaction", "the database was read-only"),
-    (
-        "too many connections",
-        "the database had no free connection",
-    ),
-    ("terminating connection", "the database connection was lost"),
-    (
-        "server closed the connection",
-        "the database connection was lost",
-    ),
-    ("connection reset", "the database connection was lost"),
-    ("the database system is", "the database was restarting"),
-];
-
-fn classify_message(message: &str) -> Fault {
-    let message = message.to_lowercase();
-    TRANSIENT_MESSAGES
-        .iter()
-        .find(|(pattern, _)| message.contains(pattern))
-        .map_or(Fault::Permanent, |(_, cause)| Fault::Transient(cause))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::result::DatabaseErrorKind;
 
     fn database_error(kind: DatabaseErrorKind, message: &str) -> anyhow::Error {
         anyhow::Error::new(DieselError::DatabaseError(
