@@ -1,13 +1,11 @@
 //! Can the store be written right now? A cheap probe for `/readyz`: an instance whose database
 //! cannot take writes must leave the load balancer's rotation, since every push would fail.
 
-use std::path::{Path, PathBuf};
-
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
-use crate::store::DbConn;
+use crate::store::{sqlite_file, DbConn};
 
 /// Below this much free space on the SQLite file's disk the instance reports not ready: a run's
 /// transaction and its WAL need room, and a push must not be accepted only to fail.
@@ -43,7 +41,7 @@ impl std::fmt::Display for NotWritable {
 pub fn check_writable(conn: &mut DbConn, database_url: &str) -> Result<(), NotWritable> {
     match conn {
         DbConn::Sqlite(sqlite) => {
-            if let Some(directory) = sqlite_directory(database_url) {
+            if let Some(directory) = sqlite_file::directory_of(database_url) {
                 let free_bytes = fs4::available_space(&directory)
                     .map_err(|error| NotWritable::Unreachable(error.to_string()))?;
                 if free_bytes < MIN_FREE_BYTES {
@@ -99,45 +97,5 @@ fn try_write_lock(sqlite: &mut diesel::SqliteConnection) -> Result<(), NotWritab
                 Err(NotWritable::Unreachable(message))
             }
         }
-    }
-}
-
-/// The directory of a SQLite URL's file (`sqlite://path`, `file:path?…` or a bare path).
-fn sqlite_directory(url: &str) -> Option<PathBuf> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("file:"))
-        .unwrap_or(url);
-    let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() || path == ":memory:" {
-        return None;
-    }
-    let parent = Path::new(path).parent()?;
-    Some(if parent.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        parent.to_path_buf()
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_directory_of_a_sqlite_url_is_found() {
-        assert_eq!(
-            sqlite_directory("sqlite:///var/lib/hris/db.sqlite"),
-            Some(PathBuf::from("/var/lib/hris"))
-        );
-        assert_eq!(
-            sqlite_directory("sqlite://hris-sync.db"),
-            Some(PathBuf::from("."))
-        );
-        assert_eq!(
-            sqlite_directory("file:/data/x.db?mode=rwc"),
-            Some(PathBuf::from("/data"))
-        );
-        assert_eq!(sqlite_directory(":memory:"), None);
     }
 }

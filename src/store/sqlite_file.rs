@@ -25,14 +25,19 @@ pub fn path_of(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// Fails with advice when this process cannot write the database file of `url` or its directory.
-pub fn check_writable(url: &str) -> anyhow::Result<()> {
-    let Some(path) = path_of(url) else {
-        return Ok(());
-    };
-    let directory = match path.parent() {
+/// The directory of a SQLite URL's file, where SQLite also writes its WAL.
+pub fn directory_of(url: &str) -> Option<PathBuf> {
+    let path = path_of(url)?;
+    Some(match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
+    })
+}
+
+/// Fails with advice when this process cannot write the database file of `url` or its directory.
+pub fn check_writable(url: &str) -> anyhow::Result<()> {
+    let (Some(path), Some(directory)) = (path_of(url), directory_of(url)) else {
+        return Ok(());
     };
     let probe = directory.join(format!(".hris-sync-write-check-{}", std::process::id()));
     match OpenOptions::new().write(true).create_new(true).open(&probe) {
@@ -94,6 +99,19 @@ mod tests {
         );
         assert_eq!(path_of("postgres://u:p@db/hris"), None);
         assert_eq!(path_of("sqlite://:memory:"), None);
+    }
+
+    #[test]
+    fn the_directory_of_a_sqlite_file_is_its_parent_or_the_current_one() {
+        assert_eq!(
+            directory_of("sqlite:///var/lib/hris/db.sqlite"),
+            Some(PathBuf::from("/var/lib/hris"))
+        );
+        assert_eq!(
+            directory_of("sqlite://hris-sync.db"),
+            Some(PathBuf::from("."))
+        );
+        assert_eq!(directory_of("postgres://u@db/hris"), None);
     }
 
     #[test]
