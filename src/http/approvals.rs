@@ -131,7 +131,7 @@ pub async fn approve(
         if let Err(error) = approve_run(&mut conn, &run, decision, &hooks) {
             return Err(match refused_status(&error) {
                 Some(current) => not_awaiting(&id, current, "approved"),
-                None => AppError::Internal(error),
+                None => AppError::from(error),
             });
         }
         find_run(&mut conn, &caller.organization_id, &id)
