@@ -33,10 +33,15 @@ pub struct Config {
     pub queue_limits: QueueLimits,
     /// HTTP worker threads; defaults to the number of cores.
     pub http_workers: Option<usize>,
-    /// Largest accepted request body.
+    /// Largest accepted push body, after any decompression.
     pub body_limit_bytes: usize,
-    /// Most records a push may carry (a 64 MiB body of real records holds about 200,000).
+    /// Most records a push may carry.
     pub max_records_per_push: usize,
+    /// Where push bodies are spooled while they arrive (unnamed files, gone once the push is
+    /// stored or refused).
+    pub spool_dir: std::path::PathBuf,
+    /// Pushes received at the same time; more wait for their turn before their body is read.
+    pub max_concurrent_pushes: usize,
     /// How often the run worker looks for pending runs that another instance queued.
     pub worker_poll_interval: Duration,
     /// How long an authenticated token is trusted without asking the database again: a token
@@ -88,9 +93,15 @@ impl TransientFaults {
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hris-sync.db";
-/// 100,000 records of a rich HR export weigh about 40 MB.
-pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
-pub const DEFAULT_MAX_RECORDS_PER_PUSH: usize = 250_000;
+/// A record of a rich HR export weighs about 360 bytes: 1 GiB holds a full sync of 1,000,000
+/// people with room to spare. A body is never held in memory whole, so the limit is about
+/// disk and time, not memory.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024 * 1024;
+/// A full sync must carry a whole company: 1,000,000 people by default.
+pub const DEFAULT_MAX_RECORDS_PER_PUSH: usize = 1_000_000;
+/// Each push being received holds about 2.5 MB (its read buffers and the chunk being
+/// compressed).
+pub const DEFAULT_MAX_CONCURRENT_PUSHES: usize = 16;
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_MAX_PENDING_RUNS_PER_ORGANIZATION: u32 = 200;
 pub const DEFAULT_MAX_PENDING_RECORDS_PER_ORGANIZATION: u64 = 2_000_000;
@@ -139,6 +150,8 @@ impl Config {
             http_workers: None,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             max_records_per_push: DEFAULT_MAX_RECORDS_PER_PUSH,
+            spool_dir: std::env::temp_dir(),
+            max_concurrent_pushes: DEFAULT_MAX_CONCURRENT_PUSHES,
             worker_poll_interval: Duration::from_secs(2),
             token_cache_ttl: Duration::from_secs(10),
             token_use_flush_interval: Duration::from_secs(15),
@@ -203,6 +216,19 @@ pub struct TuningArgs {
     /// Records in all pending runs before every push gets 429.
     #[arg(long, env = "HRIS_SYNC_MAX_PENDING_RECORDS", default_value_t = DEFAULT_MAX_PENDING_RECORDS, global = true)]
     pub max_pending_records: u64,
+    /// Largest push body in bytes, after any gzip decompression; larger ones get 413.
+    #[arg(long, env = "HRIS_SYNC_MAX_BODY_BYTES", default_value_t = DEFAULT_BODY_LIMIT_BYTES, global = true)]
+    pub max_body_bytes: usize,
+    /// Most records one push may carry; more get 422.
+    #[arg(long, env = "HRIS_SYNC_MAX_RECORDS_PER_PUSH", default_value_t = DEFAULT_MAX_RECORDS_PER_PUSH, global = true)]
+    pub max_records_per_push: usize,
+    /// Directory where push bodies are spooled while they arrive (default: the system's
+    /// temporary directory). Needs room for the largest pushes received at once, compressed.
+    #[arg(long, env = "HRIS_SYNC_SPOOL_DIR", global = true)]
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// Pushes received at the same time; further ones wait before their body is read.
+    #[arg(long, env = "HRIS_SYNC_MAX_CONCURRENT_PUSHES", default_value_t = DEFAULT_MAX_CONCURRENT_PUSHES, global = true)]
+    pub max_concurrent_pushes: usize,
     /// Names this instance in the runs it claims (default: host, process id and a random part).
     #[arg(long, env = "HRIS_SYNC_INSTANCE_ID", global = true)]
     pub instance_id: Option<String>,
@@ -224,6 +250,12 @@ impl TuningArgs {
             runs: self.max_pending_runs.max(1),
             records: self.max_pending_records.max(1),
         };
+        config.body_limit_bytes = self.max_body_bytes.max(1);
+        config.max_records_per_push = self.max_records_per_push.max(1);
+        if let Some(dir) = self.spool_dir {
+            config.spool_dir = dir;
+        }
+        config.max_concurrent_pushes = self.max_concurrent_pushes.max(1);
         if let Some(id) = self.instance_id.filter(|id| !id.trim().is_empty()) {
             config.instance_id = id;
         }
@@ -278,6 +310,14 @@ mod tests {
             "1",
             "--instance-id",
             "node-a",
+            "--max-body-bytes",
+            "2048",
+            "--max-records-per-push",
+            "5",
+            "--spool-dir",
+            "/var/spool/hris",
+            "--max-concurrent-pushes",
+            "3",
         ]);
         assert_eq!(config.pool_size, 3);
         assert_eq!(config.pool_timeout, Duration::from_secs(4));
@@ -286,6 +326,13 @@ mod tests {
         assert_eq!(config.max_run_attempts, 2);
         assert_eq!(config.retry_backoff, Duration::from_secs(1));
         assert_eq!(config.instance_id, "node-a");
+        assert_eq!(config.body_limit_bytes, 2048);
+        assert_eq!(config.max_records_per_push, 5);
+        assert_eq!(
+            config.spool_dir,
+            std::path::PathBuf::from("/var/spool/hris")
+        );
+        assert_eq!(config.max_concurrent_pushes, 3);
     }
 
     #[test]
@@ -299,6 +346,8 @@ mod tests {
         );
         assert_eq!(config.max_run_attempts, DEFAULT_MAX_RUN_ATTEMPTS);
         assert!(!config.instance_id.is_empty());
+        assert!(config.max_records_per_push >= 1_000_000);
+        assert!(config.body_limit_bytes >= 1_000_000 * 400);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::domain::RunStatus;
 use crate::http::{self, AppState, Metrics, RouteTable, TokenCache};
 use crate::store::{self, organizations, runs, DbPool};
+use crate::sync::push::BodyRules;
 use crate::sync::worker::{Worker, WorkerSettings};
 
 /// The organization and admin token created on an empty database.
@@ -97,8 +98,12 @@ impl Application {
                 config.token_use_flush_interval,
             )
             .context("cannot start the token bookkeeping")?,
-            body_limit: config.body_limit_bytes,
-            max_records: config.max_records_per_push,
+            push_rules: BodyRules {
+                max_bytes: u64::try_from(config.body_limit_bytes).unwrap_or(u64::MAX),
+                max_records: config.max_records_per_push,
+                spool_dir: config.spool_dir.clone(),
+            },
+            receiving: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_pushes)),
             queue_limits: config.queue_limits,
             test_hooks: config.test_hooks.clone(),
         });

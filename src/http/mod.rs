@@ -48,12 +48,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Tokens recently looked up, and the uses to record.
     pub tokens: TokenCache,
-    /// Largest accepted push body.
-    pub body_limit: usize,
+    /// How push bodies are read, and their limits.
+    pub push_rules: crate::sync::push::BodyRules,
+    /// Pushes received at once: a permit each (see `--max-concurrent-pushes`).
+    pub receiving: Arc<tokio::sync::Semaphore>,
     /// Backpressure limits on the queue (429 past them).
     pub queue_limits: crate::config::QueueLimits,
-    /// Most records a push may carry.
-    pub max_records: usize,
     /// Faults tests plant (approvals apply runs on the request's thread).
     pub test_hooks: TestHooks,
 }

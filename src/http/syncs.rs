@@ -1,9 +1,11 @@
 //! Sync runs: push a batch, list runs, read one.
 
 use actix_web::http::header;
-use actix_web::web::BytesMut;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::io::Read;
+use std::time::Duration;
+
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +23,7 @@ use crate::sync::gate::ApprovalReason;
 use crate::sync::intake::{Format, JSON_CONTENT_TYPE};
 use crate::sync::lifecycle::{self, LifecycleError};
 use crate::sync::push::{
-    store_csv_push, store_json_push, CsvPush, JsonPush, PushRejected, UploadParams,
+    receive, store as store_push, BodyRules, PushKind, PushRejected, ReceivedPush, UploadParams,
 };
 
 /// A sync run.
@@ -385,44 +387,38 @@ pub async fn push(
     })?;
     let gzip = is_gzip(&req)?;
     let params = upload_params(&req, format)?;
-    let body = read_body(&req, payload, state.body_limit).await?;
     let idempotency_key = idempotency_key(&req)?;
+    let rules = state.push_rules.clone();
+    refuse_announced_oversize(&req, rules.max_bytes)?;
+    let kind = match format {
+        Format::Json => PushKind::Json,
+        Format::Csv => PushKind::Csv {
+            content_type,
+            params,
+        },
+    };
+    let received = {
+        // Bounds the pushes whose bodies are being read (memory, spool space, threads).
+        let _receiving = state
+            .receiving
+            .acquire()
+            .await
+            .map_err(|error| AppError::Internal(error.into()))?;
+        receive_body(payload, gzip, kind, rules).await?
+    };
     let organization_id = caller.organization_id.clone();
     let pool = state.pool.clone();
-    let max_records = state.max_records;
-    let body_limit = state.body_limit;
     let queue_limits = state.queue_limits;
     let stored = web::block(move || -> Result<Stored, AppError> {
-        let body = if gzip {
-            gunzip(&body, body_limit)?
-        } else {
-            body
-        };
         let mut conn = pool.get()?;
         check_queue_room(&mut conn, &organization_id, &queue_limits)?;
-        let stored = match format {
-            Format::Json => store_json_push(
-                &mut conn,
-                &JsonPush {
-                    organization_id: &organization_id,
-                    body: &body,
-                    idempotency_key: idempotency_key.as_deref(),
-                    max_records,
-                },
-            ),
-            Format::Csv => store_csv_push(
-                &mut conn,
-                &CsvPush {
-                    organization_id: &organization_id,
-                    content_type: &content_type,
-                    body: &body,
-                    params: &params,
-                    idempotency_key: idempotency_key.as_deref(),
-                    max_records,
-                },
-            ),
-        };
-        stored.map_err(rejection)
+        store_push(
+            &mut conn,
+            &organization_id,
+            &received,
+            idempotency_key.as_deref(),
+        )
+        .map_err(rejection)
     })
     .await??;
     match stored {
@@ -482,6 +478,27 @@ fn rejection(rejected: PushRejected) -> AppError {
         }
         // The file-level sentence is the whole answer: it names what to fix in the file.
         PushRejected::File(reason) => AppError::unprocessable(reason, Vec::new()),
+        PushRejected::TooLarge { limit } => too_large(limit),
+        PushRejected::Unreadable {
+            reason,
+            transport: true,
+        } => AppError::bad_request(format!(
+            "The body could not be read ({reason}); nothing was stored."
+        )),
+        PushRejected::Unreadable {
+            reason,
+            transport: false,
+        } => AppError::bad_request(format!(
+            "The body is not valid gzip ({reason}); nothing was stored."
+        )),
+        PushRejected::Spool(error) if error.kind() == std::io::ErrorKind::StorageFull => {
+            AppError::InsufficientStorage(
+                "The server has no disk space left to receive the push; nothing was stored. Retry later.".into(),
+            )
+        }
+        PushRejected::Spool(error) => AppError::Internal(
+            anyhow::Error::new(error).context("cannot spool the push's body"),
+        ),
         PushRejected::Store(error) => AppError::from(error),
     }
 }
@@ -499,27 +516,6 @@ fn is_gzip(req: &HttpRequest) -> Result<bool, AppError> {
             "Content-Encoding {other:?} is not supported; send the body as it is, or gzip it."
         ))),
     }
-}
-
-/// Decodes a gzip body, refusing it as soon as it grows over `limit`: a small file that
-/// inflates to gigabytes (a "zip bomb") costs `limit` bytes, not the memory of the machine.
-fn gunzip(compressed: &[u8], limit: usize) -> Result<web::Bytes, AppError> {
-    use std::io::Read as _;
-    let mut decoded = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
-    flate2::read::MultiGzDecoder::new(compressed)
-        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_end(&mut decoded)
-        .map_err(|error| {
-            AppError::bad_request(format!(
-                "The body is not valid gzip ({error}); nothing was stored."
-            ))
-        })?;
-    if decoded.len() > limit {
-        return Err(AppError::PayloadTooLarge(format!(
-            "The body is over the limit of {limit} bytes once decompressed; split the push, or raise the limit."
-        )));
-    }
-    Ok(decoded.into())
 }
 
 /// The query parameters of a CSV upload. A JSON push carries them in its body: given in
@@ -547,37 +543,97 @@ fn upload_params(req: &HttpRequest, format: Format) -> Result<UploadParams, AppE
     Ok(params)
 }
 
-/// Reads the whole body into one buffer sized from Content-Length, so that a 40 MB push
-/// costs 40 MB (a growing buffer would cost up to three times that while it reallocates).
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, AppError> {
-    let too_large = || {
-        AppError::PayloadTooLarge(format!(
-            "The body is over the limit of {limit} bytes; split the push, or raise the limit."
-        ))
-    };
+/// The 413 answer, naming the setting that raises the limit.
+fn too_large(limit: u64) -> AppError {
+    AppError::PayloadTooLarge(format!(
+        "The body is over the limit of {limit} bytes (for a gzip body: once decompressed); nothing was stored. Split the push, or ask the operator to raise --max-body-bytes (HRIS_SYNC_MAX_BODY_BYTES)."
+    ))
+}
+
+/// A body announced larger than the limit is refused before it is read.
+fn refuse_announced_oversize(req: &HttpRequest, limit: u64) -> Result<(), AppError> {
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|length| length > limit) {
-        return Err(too_large());
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > limit => Err(too_large(limit)),
+        _ => Ok(()),
     }
-    let mut buffer = BytesMut::with_capacity(announced.unwrap_or(64 * 1024));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| {
-            AppError::bad_request(format!("The body could not be read: {error}."))
-        })?;
-        if buffer.len() + chunk.len() > limit {
-            return Err(too_large());
+}
+
+/// Pieces of body in flight between the network and the thread that checks and spools them.
+const BODY_PIECES_IN_FLIGHT: usize = 8;
+/// A body that sends nothing for this long is given up.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Receives a push's body: the network side forwards each piece as it arrives to a blocking
+/// thread that decompresses, checks and spools it (`sync::push::receive`). The body is never
+/// whole in memory; a piece waits while the thread is busy, which slows the client down.
+async fn receive_body(
+    mut payload: web::Payload,
+    gzip: bool,
+    kind: PushKind,
+    rules: BodyRules,
+) -> Result<ReceivedPush, AppError> {
+    let (pieces, arriving) = tokio::sync::mpsc::channel(BODY_PIECES_IN_FLIGHT);
+    let received = web::block(move || {
+        let network = NetworkBody {
+            arriving,
+            piece: web::Bytes::new(),
+        };
+        let body: Box<dyn Read> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(network))
+        } else {
+            Box::new(network)
+        };
+        receive(&kind, body, &rules)
+    });
+    loop {
+        let piece = match tokio::time::timeout(BODY_IDLE_TIMEOUT, payload.next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(piece))) => Ok(piece),
+            Ok(Some(Err(error))) => Err(error.to_string()),
+            Err(_) => Err(format!(
+                "no data came for {} seconds",
+                BODY_IDLE_TIMEOUT.as_secs()
+            )),
+        };
+        let failed = piece.is_err();
+        // The thread stops reading as soon as the push is refused: its answer says why.
+        if pieces.send(piece).await.is_err() || failed {
+            break;
         }
-        buffer.extend_from_slice(&chunk);
     }
-    Ok(buffer.freeze())
+    drop(pieces);
+    received.await?.map_err(rejection)
+}
+
+/// The body as the receiving thread reads it, piece by piece from the network.
+struct NetworkBody {
+    arriving: tokio::sync::mpsc::Receiver<Result<web::Bytes, String>>,
+    piece: web::Bytes,
+}
+
+impl Read for NetworkBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.arriving.blocking_recv() {
+                Some(Ok(piece)) => self.piece = piece,
+                Some(Err(reason)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        reason,
+                    ))
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len());
+        buf[..n].copy_from_slice(&self.piece.split_to(n));
+        Ok(n)
+    }
 }
 
 /// The media type of the request, lowercased, without parameters.

@@ -95,7 +95,7 @@ mod tests {
             source: "test",
             dry_run: false,
             content_type: "application/json",
-            body: "{}",
+            body: &crate::store::payloads::WholeBody(b"{}"),
             record_count: 0,
             retry_of: None,
             idempotency: None,

@@ -10,6 +10,7 @@ pub mod events;
 pub mod faults;
 pub mod models;
 pub mod organizations;
+pub mod payloads;
 pub mod probe;
 pub mod runs;
 pub mod schema;

@@ -6,8 +6,8 @@ use crate::domain::{ApprovalProcess, EmploymentStatus, Role, RunStatus, SyncMode
 use crate::store::new_id;
 
 use crate::store::schema::{
-    api_tokens, organizations, settings_versions, sync_events, sync_payloads, sync_runs, teams,
-    users,
+    api_tokens, organizations, settings_versions, sync_events, sync_payload_chunks, sync_runs,
+    teams, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -81,11 +81,13 @@ pub struct RunRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = sync_payloads)]
-pub struct PayloadRow {
+#[diesel(table_name = sync_payload_chunks)]
+pub struct PayloadChunkRow {
     pub run_id: String,
-    /// The push's body, LZ4-compressed (JSON shrinks about sevenfold, and so does the write
-    /// that makes a push durable).
+    /// The chunk's place in the body, from 0.
+    pub seq: i32,
+    /// About 1 MiB of the push's body, LZ4-compressed on its own (JSON shrinks about
+    /// sevenfold, and so does the write that makes a push durable).
     pub body_lz4: Vec<u8>,
 }
 

@@ -4,8 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
 use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
-use crate::store::models::{PayloadRow, RunRow};
-use crate::store::schema::{idempotency_keys, organizations, sync_payloads, sync_runs};
+use crate::store::models::RunRow;
+use crate::store::payloads::{self, PayloadChunks};
+use crate::store::schema::{idempotency_keys, organizations, sync_runs};
 use crate::store::{
     durable_write_transaction, is_unique_violation, new_id, now, timestamp, write_transaction,
     DbConn,
@@ -25,7 +26,8 @@ pub struct NewRun<'a> {
     pub source: &'a str,
     pub dry_run: bool,
     pub content_type: &'a str,
-    pub body: &'a str,
+    /// The body exactly as accepted, stored in the run's transaction.
+    pub body: &'a dyn PayloadChunks,
     pub record_count: usize,
     pub retry_of: Option<&'a str>,
     pub idempotency: Option<Idempotency<'a>>,
@@ -122,12 +124,7 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
     diesel::insert_into(sync_runs::table)
         .values(&run)
         .execute(conn)?;
-    diesel::insert_into(sync_payloads::table)
-        .values(&PayloadRow {
-            run_id: run.id.clone(),
-            body_lz4: lz4_flex::compress_prepend_size(new.body.as_bytes()),
-        })
-        .execute(conn)?;
+    payloads::insert(conn, &run.id, new.body)?;
     if let Some(idempotency) = &new.idempotency {
         diesel::insert_into(idempotency_keys::table)
             .values((
@@ -169,16 +166,7 @@ pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
         diesel::insert_into(sync_runs::table)
             .values(&run)
             .execute(conn)?;
-        let copied = sync_payloads::table
-            .filter(sync_payloads::run_id.eq(&original.id))
-            .select((
-                run.id.as_str().into_sql::<diesel::sql_types::Text>(),
-                sync_payloads::body_lz4,
-            ));
-        diesel::insert_into(sync_payloads::table)
-            .values(copied)
-            .into_columns((sync_payloads::run_id, sync_payloads::body_lz4))
-            .execute(conn)?;
+        payloads::copy(conn, &original.id, &run.id)?;
         Ok(run)
     })
 }
@@ -234,17 +222,6 @@ pub fn list(
         query = query.filter(sync_runs::id.lt(before_id.to_owned()));
     }
     query.load(conn)
-}
-
-pub fn payload(conn: &mut DbConn, run_id: &str) -> QueryResult<String> {
-    let compressed: Vec<u8> = sync_payloads::table
-        .find(run_id)
-        .select(sync_payloads::body_lz4)
-        .first(conn)?;
-    let corrupt = |error: String| diesel::result::Error::DeserializationError(error.into());
-    let bytes =
-        lz4_flex::decompress_size_prepended(&compressed).map_err(|e| corrupt(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
 /// Who takes runs from the queue: an instance, and how long its claim on a run holds without

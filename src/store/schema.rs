@@ -69,8 +69,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    sync_payloads (run_id) {
+    sync_payload_chunks (run_id, seq) {
         run_id -> Text,
+        seq -> Integer,
         body_lz4 -> Binary,
     }
 }
@@ -155,7 +156,7 @@ diesel::table! {
 diesel::joinable!(api_tokens -> organizations (organization_id));
 diesel::joinable!(sync_runs -> organizations (organization_id));
 diesel::joinable!(settings_versions -> organizations (organization_id));
-diesel::joinable!(sync_payloads -> sync_runs (run_id));
+diesel::joinable!(sync_payload_chunks -> sync_runs (run_id));
 diesel::joinable!(sync_events -> sync_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -163,7 +164,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     settings_versions,
     api_tokens,
     sync_runs,
-    sync_payloads,
+    sync_payload_chunks,
     idempotency_keys,
     users,
     teams,

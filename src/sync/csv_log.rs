@@ -15,8 +15,9 @@ use crate::catalogue::{Category, IssueCode};
 use crate::domain::{LogLevel, LogLine, RunStatus, Severity};
 use crate::store::events::{self, EventOutcome};
 use crate::store::models::RunRow;
-use crate::store::{runs, DbConn};
-use crate::sync::intake::csv::{is_blank, next_record, open, LineCounter, OpenFile};
+use crate::store::payloads::{self, StoredBody};
+use crate::store::DbConn;
+use crate::sync::intake::csv::{is_blank, next_record, open, OpenFile};
 use crate::sync::intake::{Format, Unreadable};
 
 /// The status of a line. Which one a line gets, from the events of its record:
@@ -211,7 +212,7 @@ pub enum CsvLogError {
 /// Everything the CSV log of a run is written from.
 #[derive(Debug)]
 pub struct CsvLog {
-    body: String,
+    body: StoredBody,
     /// When every line gets the same answer (a failed or rejected run): it.
     whole_run: Option<(ImportStatus, String)>,
     lines: HashMap<u32, Outcome>,
@@ -231,7 +232,7 @@ impl CsvLog {
         if !status.is_final() {
             return Err(CsvLogError::NotFinished(status));
         }
-        let body = runs::payload(conn, &run.id)?;
+        let body = payloads::load(conn, &run.id)?;
         let whole_run = match status {
             RunStatus::Failed => Some((ImportStatus::Error, failure_reason(&run.logs))),
             RunStatus::Rejected => Some((
@@ -254,13 +255,19 @@ impl CsvLog {
 
     /// Writes the log. A file that cannot be read at all (a run that failed on it) gets the
     /// two status columns and one line saying why.
-    pub fn write<W: Write>(&self, mut out: W) -> std::io::Result<()> {
+    pub fn write<W: Write>(self, mut out: W) -> std::io::Result<()> {
+        let CsvLog {
+            body,
+            whole_run,
+            lines: outcomes,
+            unlisted,
+        } = self;
         let OpenFile {
             layout,
             header,
             mut reader,
             mut lines,
-        } = match open(&self.body) {
+        } = match open(body.into_reader()) {
             Ok(opened) => opened,
             Err(Unreadable(reason)) => {
                 let mut writer = csv::Writer::from_writer(out);
@@ -287,12 +294,13 @@ impl CsvLog {
         let unreadable = |error: Unreadable| std::io::Error::other(error.0);
         let mut written = 0;
         while next_record(&mut reader, &mut record).map_err(unreadable)? {
-            let (status, detail) = self.line(&record, &mut lines);
+            let line = lines.line_of(&record);
+            let (status, detail) = line_answer(&whole_run, &outcomes, &record, line);
             writer.write_record([status.as_str(), &*detail].into_iter().chain(record.iter()))?;
             written += 1;
         }
         let columns = layout.columns.len();
-        if let (0, Some((status, detail))) = (written, &self.whole_run) {
+        if let (0, Some((status, detail))) = (written, &whole_run) {
             // A file without lines that failed the run: the reason still needs a line.
             writer.write_record(
                 [status.as_str(), detail.as_str()]
@@ -301,7 +309,7 @@ impl CsvLog {
             )?;
         }
         let position = |field: &str| layout.field_index(field);
-        for user in &self.unlisted {
+        for user in &unlisted {
             let mut cells = vec![""; columns];
             for (field, value) in [
                 ("external_id", &user.external_id),
@@ -328,22 +336,24 @@ impl CsvLog {
         }
         writer.flush()
     }
+}
 
-    fn line(
-        &self,
-        record: &StringRecord,
-        lines: &mut LineCounter<'_>,
-    ) -> (ImportStatus, std::borrow::Cow<'_, str>) {
-        if let Some((status, detail)) = &self.whole_run {
-            return (*status, detail.as_str().into());
-        }
-        if is_blank(record) {
-            return (ImportStatus::NoActionDone, BLANK_LINE_DETAIL.into());
-        }
-        match self.lines.get(&lines.line_of(record)) {
-            Some(outcome) => (outcome.status(), outcome.detail().into()),
-            None => (ImportStatus::NoActionDone, "".into()),
-        }
+/// What the log says of one line of the file.
+fn line_answer<'a>(
+    whole_run: &'a Option<(ImportStatus, String)>,
+    outcomes: &'a HashMap<u32, Outcome>,
+    record: &StringRecord,
+    line: u32,
+) -> (ImportStatus, std::borrow::Cow<'a, str>) {
+    if let Some((status, detail)) = whole_run {
+        return (*status, detail.as_str().into());
+    }
+    if is_blank(record) {
+        return (ImportStatus::NoActionDone, BLANK_LINE_DETAIL.into());
+    }
+    match outcomes.get(&line) {
+        Some(outcome) => (outcome.status(), outcome.detail().into()),
+        None => (ImportStatus::NoActionDone, "".into()),
     }
 }
 
@@ -566,7 +576,7 @@ mod tests {
             },
         };
         let log = CsvLog {
-            body: body.to_owned(),
+            body: StoredBody::from_whole(body.as_bytes()),
             whole_run: None,
             lines: HashMap::from([(2, created), (4, invalid)]),
             unlisted: vec![archived],

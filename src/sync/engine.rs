@@ -12,8 +12,8 @@ use crate::store::models::{RunRow, TeamRow, UserRow};
 use crate::store::runs::log_line;
 use crate::store::settings::CurrentSettings;
 use crate::store::{
-    begin_bulk_write, end_bulk_write, events, now, runs, settings, teams, users, write_transaction,
-    DbConn,
+    begin_bulk_write, end_bulk_write, events, now, payloads, runs, settings, teams, users,
+    write_transaction, DbConn,
 };
 
 use crate::sync::apply::plan_and_write;
@@ -97,7 +97,7 @@ fn take_up(
         today,
     };
 
-    let body = runs::payload(conn, &run.id)?;
+    let body = payloads::load(conn, &run.id)?;
     phases.mark("load_payload");
     let total = usize::try_from(run.progress_total).unwrap_or(0);
     let mut report_progress = |read: usize| {
@@ -107,12 +107,11 @@ fn take_up(
     };
     let read = read_records(
         &run.content_type,
-        &body,
+        body.into_reader(),
         total,
         &rules,
         &mut report_progress,
     );
-    drop(body);
     phases.mark("read_and_validate");
     let ReadRecords {
         mut candidates,

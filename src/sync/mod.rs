@@ -21,6 +21,7 @@ pub mod plan;
 pub mod push;
 pub mod record;
 pub mod seats;
+pub mod spool;
 #[cfg(test)]
 mod test_fixtures;
 pub mod validate;

@@ -2,6 +2,8 @@
 //! durably as a pending run. The records are read later, by the run (`sync::intake`).
 
 use std::fmt;
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -12,8 +14,9 @@ use crate::domain::{check_text, SyncMode};
 use crate::error::FieldError;
 use crate::store::runs::{self, Idempotency, NewRun, Stored};
 use crate::store::DbConn;
-use crate::sync::intake::csv::check_upload;
+use crate::sync::intake::csv::{check_upload, NOT_UTF8};
 pub use crate::sync::intake::JSON_CONTENT_TYPE;
+use crate::sync::spool::{BodyFailure, Spool, SpooledBody, SpoolingReader};
 
 /// The source name when a push does not give one.
 pub const DEFAULT_SOURCE: &str = "api";
@@ -32,20 +35,43 @@ pub struct PushEnvelope {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnvelopeShape<'a> {
-    #[serde(borrow, default)]
-    source: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    mode: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    dry_run: Option<&'a RawValue>,
+struct EnvelopeShape {
+    #[serde(default)]
+    source: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    mode: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    dry_run: Option<Box<RawValue>>,
     #[serde(default)]
     users: Option<UsersShape>,
 }
 
+/// The envelope, read only from a JSON object: serde would also read a struct from a JSON
+/// array, by position.
+struct ObjectEnvelope(EnvelopeShape);
+
+impl<'de> Deserialize<'de> for ObjectEnvelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ObjectEnvelope, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = ObjectEnvelope;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object with a \"users\" list")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectEnvelope, A::Error> {
+                EnvelopeShape::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ObjectEnvelope)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
 /// Keeps a present field's raw value, `null` included (serde would read `null` as absent).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(deserializer).map(Some)
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// `users` as the envelope check sees it, read in the same pass as the envelope: how many
@@ -76,8 +102,8 @@ impl<'de> Visitor<'de> for UsersShapeVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UsersShape, A::Error> {
         let mut count = 0;
         let mut not_objects = Vec::new();
-        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            if !raw.get().starts_with('{') && not_objects.len() < MAX_LISTED_ERRORS {
+        while let Some(element) = seq.next_element::<Element>()? {
+            if element == Element::Other && not_objects.len() < MAX_LISTED_ERRORS {
                 not_objects.push(count);
             }
             count += 1;
@@ -115,29 +141,85 @@ impl<'de> Visitor<'de> for UsersShapeVisitor {
     }
 }
 
+/// A record of `users` as the envelope check sees it: an object or not, read without keeping
+/// anything of it.
+#[derive(Debug, PartialEq, Eq)]
+enum Element {
+    Object,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Element, D::Error> {
+        deserializer.deserialize_any(ElementVisitor)
+    }
+}
+
+struct ElementVisitor;
+
+impl<'de> Visitor<'de> for ElementVisitor {
+    type Value = Element;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an employee record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Element::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Element::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Element, E> {
+        Ok(Element::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Element, E> {
+        Ok(Element::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Element, E> {
+        Ok(Element::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Element, E> {
+        Ok(Element::Other)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Element, E> {
+        Ok(Element::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Element, E> {
+        Ok(Element::Other)
+    }
+}
+
 /// Checks a JSON push: a JSON object with `users` a list of objects, `mode` `full` or
 /// `incremental` (default `incremental`), `dry_run` a boolean (default false), `source` a short
 /// text (default `api`). The records themselves are not read here: a broken record is an issue
 /// of the run, not a failed push.
-pub fn check_json_envelope(
-    body: &str,
+///
+/// The body is read as a stream, once: a push of any size costs the memory of its envelope.
+pub fn check_json_envelope<R: Read>(
+    body: R,
     max_records: usize,
 ) -> Result<PushEnvelope, Vec<FieldError>> {
-    // serde would also read a struct from a JSON array, by position.
-    if !body.trim_start().starts_with('{') && serde_json::from_str::<IgnoredAny>(body).is_ok() {
-        return Err(vec![FieldError::new(
-            "",
-            "the body must be a JSON object with a \"users\" list",
-        )]);
-    }
-    let shape: EnvelopeShape<'_> = serde_json::from_str(body).map_err(|error| {
-        let detail = if error.is_data() {
-            format!("the body must be a JSON object with a \"users\" list: {error}")
-        } else {
-            format!("the body is not valid JSON: {error}")
-        };
-        vec![FieldError::new("", detail)]
-    })?;
+    let mut deserializer = serde_json::Deserializer::from_reader(body);
+    let shape = ObjectEnvelope::deserialize(&mut deserializer)
+        .and_then(|ObjectEnvelope(shape)| deserializer.end().map(|()| shape))
+        .map_err(|error| {
+            let detail = if error.is_data() {
+                format!("the body must be a JSON object with a \"users\" list: {error}")
+            } else {
+                format!("the body is not valid JSON: {error}")
+            };
+            vec![FieldError::new("", detail)]
+        })?;
     let mut errors = Vec::new();
 
     let source = match shape
@@ -200,7 +282,7 @@ pub fn check_json_envelope(
         Some(UsersShape::List { count, .. }) if count > max_records => {
             errors.push(FieldError::new(
                 "/users",
-                format!("has {count} records; a push takes at most {max_records}"),
+                format!("has {count} records; a push takes at most {max_records} (split the push, or ask the operator to raise --max-records-per-push)"),
             ));
             count
         }
@@ -278,62 +360,39 @@ pub fn check_upload_params(params: &UploadParams) -> Result<(String, SyncMode, b
     }
 }
 
-/// A CSV upload as it arrives (after any Content-Encoding was decoded).
-pub struct CsvPush<'a> {
-    pub organization_id: &'a str,
-    /// One of `intake::CSV_CONTENT_TYPES`: stored with the run.
-    pub content_type: &'a str,
-    pub body: &'a [u8],
-    pub params: &'a UploadParams,
-    pub idempotency_key: Option<&'a str>,
+/// How a push's body is read and what it may hold.
+#[derive(Debug, Clone)]
+pub struct BodyRules {
+    /// Largest body, after any decompression (`--max-body-bytes`).
+    pub max_bytes: u64,
+    /// Most records (`--max-records-per-push`).
     pub max_records: usize,
+    /// Where bodies are spooled while they arrive (`--spool-dir`).
+    pub spool_dir: PathBuf,
 }
 
-/// Checks a CSV upload as a whole and stores it, byte for byte, as a pending run (or finds
-/// the run its Idempotency-Key already made). Every file-level failure is found here, so a
-/// file that fails one is refused and nothing is stored.
-pub fn store_csv_push(conn: &mut DbConn, push: &CsvPush<'_>) -> Result<Stored, PushRejected> {
-    let (source, mode, dry_run) =
-        check_upload_params(push.params).map_err(PushRejected::Parameters)?;
-    let checked = check_upload(push.body).map_err(|failure| PushRejected::File(failure.0))?;
-    if checked.records > push.max_records {
-        return Err(PushRejected::File(format!(
-            "The file has {} records; a push takes at most {}. Split the file.",
-            checked.records, push.max_records
-        )));
-    }
-    // The parameters are part of the request: the same file pushed as another mode is
-    // another push.
-    let request = format!(
-        "csv\n{}\n{source}\n{}\n{dry_run}\n{:032x}",
-        push.content_type,
-        mode.as_str(),
-        xxh3_128(push.body)
-    );
-    let request_hash = format!("{:032x}", xxh3_128(request.as_bytes()));
-    let new = NewRun {
-        organization_id: push.organization_id,
-        mode,
-        source: &source,
-        dry_run,
-        content_type: push.content_type,
-        body: checked.text,
-        record_count: checked.records,
-        retry_of: None,
-        idempotency: push.idempotency_key.map(|key| Idempotency {
-            key,
-            request_hash: &request_hash,
-        }),
-    };
-    runs::insert(conn, &new).map_err(PushRejected::Store)
+/// What a push asks for, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushKind {
+    Json,
+    /// A CSV upload: its content type (one of `intake::CSV_CONTENT_TYPES`, stored with the
+    /// run) and its query parameters.
+    Csv {
+        content_type: String,
+        params: UploadParams,
+    },
 }
 
-/// A JSON push as it arrives.
-pub struct JsonPush<'a> {
-    pub organization_id: &'a str,
-    pub body: &'a [u8],
-    pub idempotency_key: Option<&'a str>,
-    pub max_records: usize,
+/// A push received in full, checked and spooled: ready to be stored.
+pub struct ReceivedPush {
+    pub content_type: String,
+    pub source: String,
+    pub mode: SyncMode,
+    pub dry_run: bool,
+    pub record_count: usize,
+    /// Identifies the request for Idempotency-Key replays.
+    pub request_hash: String,
+    pub body: SpooledBody,
 }
 
 /// Why a push was not stored.
@@ -345,29 +404,144 @@ pub enum PushRejected {
     Parameters(Vec<String>),
     /// A CSV upload fails a file-level check: the sentence that says which.
     File(String),
+    /// The body is over the size limit.
+    TooLarge {
+        limit: u64,
+    },
+    /// The body could not be read (the client went away, or its gzip encoding is corrupt).
+    Unreadable {
+        reason: String,
+        transport: bool,
+    },
+    /// The body could not be spooled (a full disk).
+    Spool(std::io::Error),
     Store(diesel::result::Error),
 }
 
-/// Checks a JSON push's envelope and stores it durably as a pending run (or finds the run
-/// its Idempotency-Key already made). The records are read later, by the run.
-pub fn store_json_push(conn: &mut DbConn, push: &JsonPush<'_>) -> Result<Stored, PushRejected> {
-    let text = std::str::from_utf8(push.body).map_err(|_| {
-        PushRejected::Malformed(vec![FieldError::new("", "the body is not UTF-8 text")])
-    })?;
-    let envelope = check_json_envelope(text, push.max_records).map_err(PushRejected::Malformed)?;
-    let request_hash = format!("{:032x}", xxh3_128(push.body));
+/// Reads a push as it arrives from `body` (already decompressed), checks it as it goes, and
+/// spools it: a JSON push's envelope, or a CSV upload's parameters and file-level checks.
+/// The records themselves are read later, by the run: a broken record is an issue of the
+/// run, not a refused push. Memory stays the same whatever the body's size.
+pub fn receive<R: Read>(
+    kind: &PushKind,
+    body: R,
+    rules: &BodyRules,
+) -> Result<ReceivedPush, PushRejected> {
+    let upload = match kind {
+        PushKind::Json => None,
+        PushKind::Csv { params, .. } => {
+            Some(check_upload_params(params).map_err(PushRejected::Parameters)?)
+        }
+    };
+    let spool = Spool::new(&rules.spool_dir).map_err(PushRejected::Spool)?;
+    let mut reader = SpoolingReader::new(body, spool, rules.max_bytes);
+    let checked = match kind {
+        PushKind::Json => {
+            check_json_envelope(BufReader::with_capacity(READ_BUFFER, &mut reader), rules.max_records)
+                .map_err(PushRejected::Malformed)
+        }
+        PushKind::Csv { .. } => check_upload(BufReader::with_capacity(READ_BUFFER, &mut reader))
+            .map_err(|failure| PushRejected::File(failure.0))
+            .and_then(|checked| {
+                if checked.records > rules.max_records {
+                    Err(PushRejected::File(format!(
+                        "The file has {} records; a push takes at most {}. Split the file, or ask the operator to raise --max-records-per-push.",
+                        checked.records, rules.max_records
+                    )))
+                } else {
+                    Ok(PushEnvelope {
+                        source: String::new(),
+                        mode: SyncMode::Incremental,
+                        dry_run: false,
+                        record_count: checked.records,
+                    })
+                }
+            }),
+    };
+    // A failure of the body itself explains whatever the checks made of it.
+    if reader.failure().is_some() {
+        return Err(body_rejection(kind, reader.finish().err()));
+    }
+    let checked = checked?;
+    let body = reader
+        .finish()
+        .map_err(|failure| body_rejection(kind, Some(failure)))?;
+    let hash = format!("{:032x}", body.hash());
+    Ok(match (kind, upload) {
+        (PushKind::Csv { content_type, .. }, Some((source, mode, dry_run))) => {
+            // The parameters are part of the request: the same file pushed as another mode
+            // is another push.
+            let request = format!(
+                "csv\n{content_type}\n{source}\n{}\n{dry_run}\n{hash}",
+                mode.as_str()
+            );
+            ReceivedPush {
+                content_type: content_type.clone(),
+                source,
+                mode,
+                dry_run,
+                record_count: checked.record_count,
+                request_hash: format!("{:032x}", xxh3_128(request.as_bytes())),
+                body,
+            }
+        }
+        _ => ReceivedPush {
+            content_type: JSON_CONTENT_TYPE.to_owned(),
+            source: checked.source,
+            mode: checked.mode,
+            dry_run: checked.dry_run,
+            record_count: checked.record_count,
+            request_hash: hash,
+            body,
+        },
+    })
+}
+
+/// The checks read through a buffer: the spooling reader sees pieces of this size.
+const READ_BUFFER: usize = 64 * 1024;
+
+fn body_rejection(kind: &PushKind, failure: Option<BodyFailure>) -> PushRejected {
+    match failure {
+        Some(BodyFailure::TooLarge { limit }) => PushRejected::TooLarge { limit },
+        Some(BodyFailure::NotUtf8 { line }) => match kind {
+            PushKind::Json => {
+                PushRejected::Malformed(vec![FieldError::new("", "the body is not UTF-8 text")])
+            }
+            PushKind::Csv { .. } => PushRejected::File(format!(
+                "{NOT_UTF8} The first byte that is not UTF-8 is on line {line}."
+            )),
+        },
+        Some(BodyFailure::Unreadable { reason, transport }) => {
+            PushRejected::Unreadable { reason, transport }
+        }
+        Some(BodyFailure::Spool(error)) => PushRejected::Spool(error),
+        None => PushRejected::Unreadable {
+            reason: "the body ended unexpectedly".to_owned(),
+            transport: true,
+        },
+    }
+}
+
+/// Stores a received push durably as a pending run (or finds the run its Idempotency-Key
+/// already made).
+pub fn store(
+    conn: &mut DbConn,
+    organization_id: &str,
+    push: &ReceivedPush,
+    idempotency_key: Option<&str>,
+) -> Result<Stored, PushRejected> {
     let new = NewRun {
-        organization_id: push.organization_id,
-        mode: envelope.mode,
-        source: &envelope.source,
-        dry_run: envelope.dry_run,
-        content_type: JSON_CONTENT_TYPE,
-        body: text,
-        record_count: envelope.record_count,
+        organization_id,
+        mode: push.mode,
+        source: &push.source,
+        dry_run: push.dry_run,
+        content_type: &push.content_type,
+        body: &push.body,
+        record_count: push.record_count,
         retry_of: None,
-        idempotency: push.idempotency_key.map(|key| Idempotency {
+        idempotency: idempotency_key.map(|key| Idempotency {
             key,
-            request_hash: &request_hash,
+            request_hash: &push.request_hash,
         }),
     };
     runs::insert(conn, &new).map_err(PushRejected::Store)
@@ -378,27 +552,89 @@ mod tests {
     use super::*;
 
     fn check_json_envelope_default(body: &str) -> Result<PushEnvelope, Vec<FieldError>> {
-        check_json_envelope(body, 10)
+        check_json_envelope(body.as_bytes(), 10)
+    }
+
+    fn received(kind: &PushKind, body: &[u8]) -> Result<ReceivedPush, PushRejected> {
+        let rules = BodyRules {
+            max_bytes: 1024,
+            max_records: 2,
+            spool_dir: std::env::temp_dir(),
+        };
+        receive(kind, body, &rules)
+    }
+
+    fn csv() -> PushKind {
+        PushKind::Csv {
+            content_type: "text/csv".into(),
+            params: UploadParams::default(),
+        }
+    }
+
+    #[test]
+    fn a_csv_upload_that_is_not_utf8_names_the_line_of_the_first_bad_byte() {
+        let body = b"external_id,email,first_name,last_name\nE1,a@b.co,A,B\nE2,caf\xe9@b.co,C,D\n";
+        let Err(PushRejected::File(reason)) = received(&csv(), body) else {
+            panic!("refused as a file");
+        };
+        assert_eq!(
+            reason,
+            "File encoding is not supported. Please make sure the file is encoded using UTF-8. The first byte that is not UTF-8 is on line 3."
+        );
+    }
+
+    #[test]
+    fn a_received_push_is_counted_hashed_and_spooled_whole() {
+        let body = br#"{"source": "hr", "users": [{"external_id": "1"}, {}]}"#;
+        let push = received(&PushKind::Json, body).unwrap();
+        assert_eq!(push.record_count, 2);
+        assert_eq!(push.source, "hr");
+        assert_eq!(push.body.len(), body.len() as u64);
+        assert_eq!(push.request_hash, format!("{:032x}", xxh3_128(body)));
+        let file = b"external_id,email,first_name,last_name\nE1,a@b.co,A,B\n";
+        let upload = received(&csv(), file).unwrap();
+        assert_eq!(upload.record_count, 1);
+        assert_eq!(upload.content_type, "text/csv");
+        assert_ne!(upload.request_hash, format!("{:032x}", xxh3_128(file)));
+    }
+
+    #[test]
+    fn a_body_over_the_limits_is_refused_naming_the_limit() {
+        let big = format!("{{\"users\": [], \"source\": \"{}\"}}", "x".repeat(2000));
+        assert!(matches!(
+            received(&PushKind::Json, big.as_bytes()),
+            Err(PushRejected::TooLarge { limit: 1024 })
+        ));
+        let Err(PushRejected::Malformed(errors)) =
+            received(&PushKind::Json, br#"{"users": [{}, {}, {}]}"#)
+        else {
+            panic!("over the record cap");
+        };
+        assert!(
+            errors[0].detail.contains("--max-records-per-push"),
+            "{}",
+            errors[0].detail
+        );
     }
 
     #[test]
     fn a_push_over_the_record_cap_is_refused() {
         let body = format!("{{\"users\": [{}]}}", ["{}"; 11].join(","));
-        let errors = check_json_envelope(&body, 10).unwrap_err();
+        let errors = check_json_envelope(body.as_bytes(), 10).unwrap_err();
         assert_eq!(errors[0].pointer, "/users");
         assert!(
             errors[0].detail.contains("at most 10"),
             "{}",
             errors[0].detail
         );
-        assert!(check_json_envelope(&body, 11).is_ok());
+        assert!(check_json_envelope(body.as_bytes(), 11).is_ok());
     }
 
     #[test]
     fn null_mode_or_dry_run_is_refused() {
-        assert!(check_json_envelope(r#"{"users": [], "mode": null}"#, 10).is_err());
-        assert!(check_json_envelope(r#"{"users": [], "dry_run": null}"#, 10).is_err());
-        assert!(check_json_envelope(r#"{"users": [], "source": null}"#, 10).is_ok());
+        assert!(check_json_envelope(&br#"{"users": [], "mode": null}"#[..], 10).is_err());
+        assert!(check_json_envelope(&br#"{"users": [], "dry_run": null}"#[..], 10).is_err());
+        assert!(check_json_envelope(&br#"{"users": [], "source": null}"#[..], 10).is_ok());
     }
 
     fn params(source: Option<&str>, mode: Option<&str>, dry_run: Option<&str>) -> UploadParams {

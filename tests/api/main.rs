@@ -12,6 +12,7 @@ mod exports;
 mod health;
 mod helpers;
 mod instances;
+mod large_pushes;
 mod openapi;
 mod postgres;
 mod provisioning_rules;

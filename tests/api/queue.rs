@@ -51,7 +51,7 @@ fn queue_push(database_url: &str, organization_id: &str, users: Value) -> String
         source: "test",
         dry_run: false,
         content_type: "application/json",
-        body: &body,
+        body: &hris_sync::store::payloads::WholeBody(body.as_bytes()),
         record_count,
         retry_of: None,
         idempotency: None,

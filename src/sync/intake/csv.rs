@@ -12,7 +12,10 @@
 //! A line that cannot be read is an issue on that line, and the rest of the file goes on.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::io::{self, Read};
+use std::rc::Rc;
 
 use csv::StringRecord;
 use serde_json::{Map, Value};
@@ -36,7 +39,7 @@ pub const TEAM_SEPARATOR: char = '|';
 /// Prefix of custom field columns: `custom.cost_center`.
 pub const CUSTOM_PREFIX: &str = "custom.";
 
-const BOM: char = '\u{feff}';
+const BOM: &[u8] = "\u{feff}".as_bytes();
 
 /// What a header cell names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,24 +89,26 @@ impl Layout {
 
 /// A file as checked when it is pushed.
 #[derive(Debug)]
-pub struct CheckedUpload<'a> {
-    /// The file as text, byte order mark included.
-    pub text: &'a str,
+pub struct CheckedUpload {
     pub layout: Layout,
     /// Data lines (records), blank lines not counted.
     pub records: usize,
 }
 
-/// Every file-level check: UTF-8, a header with every required column and no column twice,
-/// and at least one data line. Counts the records as it goes.
-pub fn check_upload(bytes: &[u8]) -> Result<CheckedUpload<'_>, Unreadable> {
-    let text = utf8(bytes)?;
+/// Every file-level check but UTF-8 (checked as the body arrives, see `sync::spool`): a
+/// header with every required column and no column twice, and at least one data line.
+/// Counts the records as it goes, reading the file once as a stream.
+pub fn check_upload<R: Read>(file: R) -> Result<CheckedUpload, Unreadable> {
     let OpenFile {
-        layout, mut reader, ..
-    } = open(text)?;
+        layout,
+        mut reader,
+        mut lines,
+        ..
+    } = open(file)?;
     let mut count = 0;
     let mut record = StringRecord::new();
     while next_record(&mut reader, &mut record)? {
+        lines.line_of(&record);
         if !is_blank(&record) {
             count += 1;
         }
@@ -112,52 +117,75 @@ pub fn check_upload(bytes: &[u8]) -> Result<CheckedUpload<'_>, Unreadable> {
         return Err(Unreadable(NO_DATA.to_owned()));
     }
     Ok(CheckedUpload {
-        text,
         layout,
         records: count,
     })
 }
 
-/// The file as text, or the encoding failure naming the line of the first byte that is not
-/// UTF-8.
-pub fn utf8(bytes: &[u8]) -> Result<&str, Unreadable> {
-    std::str::from_utf8(bytes).map_err(|error| {
-        let valid = &bytes[..error.valid_up_to()];
-        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-        Unreadable(format!(
-            "{NOT_UTF8} The first byte that is not UTF-8 is on line {line}."
-        ))
-    })
-}
+/// What the `csv` reader reads: the file after its byte order mark, the start of which was
+/// read ahead to find the header line.
+pub type FileReader<R> = csv::Reader<Tracked<io::Chain<io::Cursor<Vec<u8>>, R>>>;
 
 /// A file opened for reading its records.
-pub struct OpenFile<'a> {
+pub struct OpenFile<R> {
     pub layout: Layout,
     /// The header's cells as written.
     pub header: StringRecord,
     /// Positioned after the header line.
-    pub reader: csv::Reader<&'a [u8]>,
-    pub lines: LineCounter<'a>,
+    pub reader: FileReader<R>,
+    pub lines: LineCounter,
 }
 
+/// Bytes read ahead at a time to find the header line.
+const READ_AHEAD: u64 = 8 * 1024;
+
 /// Opens a file: its layout, its header, a reader positioned after the header line. Every
-/// header-level failure is found here.
-pub fn open(text: &str) -> Result<OpenFile<'_>, Unreadable> {
-    let (bom, body) = match text.strip_prefix(BOM) {
-        Some(rest) => (true, rest),
-        None => (false, text),
+/// header-level failure is found here. Only the start of the file is read ahead (up to the
+/// end of its first line that is not blank).
+pub fn open<R: Read>(mut file: R) -> Result<OpenFile<R>, Unreadable> {
+    let cannot_read = |error: io::Error| Unreadable(format!("The file cannot be read: {error}."));
+    let mut start = Vec::new();
+    let mut at_end = false;
+    let mut read_more = |start: &mut Vec<u8>, at_end: &mut bool| -> Result<(), Unreadable> {
+        let read = (&mut file)
+            .take(READ_AHEAD)
+            .read_to_end(start)
+            .map_err(cannot_read)?;
+        *at_end = read == 0;
+        Ok(())
     };
-    let first_line = body
-        .split('\n')
-        .find(|line| !line.trim().is_empty())
-        .ok_or_else(|| Unreadable(NO_DATA.to_owned()))?;
-    let delimiter = detect_delimiter(first_line);
-    let crlf = first_line.ends_with('\r');
+    while start.len() < BOM.len() && !at_end {
+        read_more(&mut start, &mut at_end)?;
+    }
+    let bom = start.starts_with(BOM);
+    let body_start = if bom { BOM.len() } else { 0 };
+    let mut scanned = body_start;
+    let first_line = loop {
+        match first_line_from(&start, scanned, at_end) {
+            FirstLine::Found(range) => break range,
+            FirstLine::NotYet(blank_up_to) => {
+                if at_end {
+                    return Err(Unreadable(NO_DATA.to_owned()));
+                }
+                scanned = blank_up_to;
+                read_more(&mut start, &mut at_end)?;
+            }
+        }
+    };
+    let first_line = &start[first_line];
+    let delimiter = detect_delimiter(&String::from_utf8_lossy(first_line));
+    let crlf = first_line.ends_with(b"\r");
+    let mut ahead = io::Cursor::new(start);
+    ahead.set_position(body_start as u64);
+    let unpassed = Rc::new(RefCell::new(Unpassed::default()));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(body.as_bytes());
+        .from_reader(Tracked {
+            inner: ahead.chain(file),
+            unpassed: Rc::clone(&unpassed),
+        });
     let mut header = StringRecord::new();
     if !next_record(&mut reader, &mut header)? {
         return Err(Unreadable(NO_DATA.to_owned()));
@@ -174,53 +202,115 @@ pub fn open(text: &str) -> Result<OpenFile<'_>, Unreadable> {
         layout,
         header,
         reader,
-        lines: LineCounter::new(body),
+        lines: LineCounter { unpassed, line: 1 },
     })
+}
+
+enum FirstLine {
+    /// Where the first line that is not blank is (without its line feed).
+    Found(std::ops::Range<usize>),
+    /// Every whole line before this offset is blank.
+    NotYet(usize),
+}
+
+/// The first line of `text[from..]` that is not blank: a whole line, or the last one when
+/// the file ends there.
+fn first_line_from(text: &[u8], from: usize, at_end: bool) -> FirstLine {
+    let mut line_start = from;
+    loop {
+        let rest = &text[line_start..];
+        let (line_end, next) = match rest.iter().position(|&byte| byte == b'\n') {
+            Some(newline) => (line_start + newline, line_start + newline + 1),
+            None if at_end => (text.len(), text.len()),
+            None => return FirstLine::NotYet(line_start),
+        };
+        if !String::from_utf8_lossy(&text[line_start..line_end])
+            .trim()
+            .is_empty()
+        {
+            return FirstLine::Found(line_start..line_end);
+        }
+        if next >= text.len() {
+            return FirstLine::NotYet(next);
+        }
+        line_start = next;
+    }
+}
+
+/// The bytes the `csv` reader has read that the [`LineCounter`] has not passed yet.
+#[derive(Debug, Default)]
+pub struct Unpassed {
+    bytes: Vec<u8>,
+    /// Bytes of `bytes` already passed (dropped from time to time, not at each record).
+    passed: usize,
+    /// The file offset (after the byte order mark) of `bytes[0]`.
+    offset: u64,
+}
+
+/// The file as the `csv` reader reads it, keeping what it reads until the line counter has
+/// passed it.
+pub struct Tracked<R> {
+    inner: R,
+    unpassed: Rc<RefCell<Unpassed>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.unpassed
+            .borrow_mut()
+            .bytes
+            .extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The line of the file on which each record starts (the header is line 1). The `csv`
 /// crate's own count misses the line breaks inside quoted values, so lines are counted here,
-/// from the byte at which each record starts; records are read in order, so the file is
-/// scanned once.
-pub struct LineCounter<'a> {
-    text: &'a [u8],
-    at: usize,
+/// from the byte at which each record starts. Records are read in order, so the file is
+/// scanned once, and only the bytes the reader has read ahead are kept.
+pub struct LineCounter {
+    unpassed: Rc<RefCell<Unpassed>>,
     line: u32,
 }
 
-impl<'a> LineCounter<'a> {
-    fn new(text: &'a str) -> LineCounter<'a> {
-        LineCounter {
-            text: text.as_bytes(),
-            at: 0,
-            line: 1,
-        }
-    }
+/// Passed bytes are dropped once there are this many of them.
+const DROP_PASSED_AT: usize = 64 * 1024;
 
+impl LineCounter {
+    /// Call it for every record, in order: the bytes before the record are passed.
     pub fn line_of(&mut self, record: &StringRecord) -> u32 {
         let Some(position) = record.position() else {
             return 0;
         };
+        let mut unpassed = self.unpassed.borrow_mut();
+        let Unpassed {
+            bytes,
+            passed,
+            offset,
+        } = &mut *unpassed;
         // A record's position is where the previous one ended: skip the line ends (and
         // blank lines) in between.
-        let mut start = usize::try_from(position.byte())
+        let relative = usize::try_from(position.byte().saturating_sub(*offset))
             .unwrap_or(usize::MAX)
-            .min(self.text.len());
-        while start < self.text.len() && matches!(self.text[start], b'\r' | b'\n') {
+            .min(bytes.len());
+        let mut start = relative.max(*passed);
+        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
             start += 1;
         }
-        if start < self.at {
-            self.at = 0;
-            self.line = 1;
-        }
-        let breaks = self.text[self.at..start]
+        let breaks = bytes[*passed..start]
             .iter()
             .filter(|&&byte| byte == b'\n')
             .count();
         self.line = self
             .line
             .saturating_add(u32::try_from(breaks).unwrap_or(u32::MAX));
-        self.at = start;
+        *passed = start;
+        if *passed >= DROP_PASSED_AT {
+            bytes.drain(..*passed);
+            *offset += *passed as u64;
+            *passed = 0;
+        }
         self.line
     }
 }
@@ -342,10 +432,10 @@ fn quoted_list<S: AsRef<str>>(names: &[S]) -> String {
         .join(", ")
 }
 
-/// The next record; reading from memory fails only on text that is not UTF-8, which
-/// [`utf8`] already ruled out.
-pub fn next_record(
-    reader: &mut csv::Reader<&[u8]>,
+/// The next record; fails on text that is not UTF-8 (which a stored file is not) or when the
+/// file cannot be read.
+pub fn next_record<R: Read>(
+    reader: &mut csv::Reader<R>,
     record: &mut StringRecord,
 ) -> Result<bool, Unreadable> {
     reader
@@ -373,8 +463,8 @@ pub fn field_count_issue(line: u32, fields: usize, columns: usize) -> Issue {
 
 /// Reads a stored CSV file into `stream`, one line at a time. Returns the run-log warning
 /// naming the columns the run ignored, if any.
-pub fn read(
-    body: &str,
+pub fn read<R: Read>(
+    body: R,
     rules: &Rules<'_>,
     stream: &mut RecordStream<'_, '_>,
 ) -> Result<Vec<String>, Unreadable> {
@@ -387,10 +477,10 @@ pub fn read(
     let columns = resolve_custom_keys(&layout, rules);
     let mut record = StringRecord::new();
     while next_record(&mut reader, &mut record)? {
+        let line = lines.line_of(&record);
         if is_blank(&record) {
             continue;
         }
-        let line = lines.line_of(&record);
         if record.len() != columns.len() {
             stream.unreadable(line, field_count_issue(line, record.len(), columns.len()));
             continue;
@@ -568,7 +658,7 @@ mod tests {
             settings: &settings,
             today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
         };
-        read_records("text/csv", text, 0, &rules, &mut |_| {})
+        read_records("text/csv", text.as_bytes(), 0, &rules, &mut |_| {})
     }
 
     fn codes(candidate: &Candidate) -> Vec<&'static str> {
@@ -605,16 +695,6 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_utf8_names_the_line_of_the_first_bad_byte() {
-        let bytes = b"external_id,email\nE1,a@b.co\nE2,caf\xe9@b.co\n";
-        let error = check_upload(bytes).unwrap_err();
-        assert_eq!(
-            error.0,
-            "File encoding is not supported. Please make sure the file is encoded using UTF-8. The first byte that is not UTF-8 is on line 3."
-        );
-    }
-
-    #[test]
     fn an_empty_file_or_a_header_alone_contains_no_data() {
         for text in [
             "",
@@ -630,12 +710,12 @@ mod tests {
 
     #[test]
     fn every_missing_required_column_and_every_column_named_twice_is_named() {
-        let error = check_upload(b"external_id,Email\nE1,a@b.co\n").unwrap_err();
+        let error = check_upload(&b"external_id,Email\nE1,a@b.co\n"[..]).unwrap_err();
         assert_eq!(
             error.0,
             "The required columns \"first_name\", \"last_name\" are missing from the header."
         );
-        let error = check_upload(b"external_id,email,first_name\nE1,a@b.co,A\n").unwrap_err();
+        let error = check_upload(&b"external_id,email,first_name\nE1,a@b.co,A\n"[..]).unwrap_err();
         assert_eq!(
             error.0,
             "The required column \"last_name\" is missing from the header."
@@ -646,7 +726,7 @@ mod tests {
             error.0,
             "The columns \"email\", \"note\" appear more than once in the header."
         );
-        let error = check_upload(b"external_id;email;email\nE1;a;b\n").unwrap_err();
+        let error = check_upload(&b"external_id;email;email\nE1;a;b\n"[..]).unwrap_err();
         assert_eq!(
             error.0,
             "The required columns \"first_name\", \"last_name\" are missing from the header. The column \"email\" appears more than once in the header."

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{BufReader, Read};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -11,13 +12,17 @@ use crate::sync::record::{recover_identity, RawRecord};
 
 /// Reads the `users` of a stored JSON push into `stream`, so that the raw records are never
 /// all in memory at once. Returns the run-log warnings about keys that are not record fields.
-pub fn read(body: &str, stream: &mut RecordStream<'_, '_>) -> Result<Vec<String>, Unreadable> {
+pub fn read<R: Read>(
+    body: R,
+    stream: &mut RecordStream<'_, '_>,
+) -> Result<Vec<String>, Unreadable> {
     let unreadable = |error: serde_json::Error| {
         Unreadable(format!(
             "The stored push cannot be read: {error}. Nothing was applied."
         ))
     };
-    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let mut deserializer =
+        serde_json::Deserializer::from_reader(BufReader::with_capacity(64 * 1024, body));
     let unknown_fields = BodySeed { stream }
         .deserialize(&mut deserializer)
         .map_err(unreadable)?;
@@ -94,7 +99,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UnknownFields, A::Error> {
         let stream = self.stream;
         let mut unknown_fields = UnknownFields::new();
-        while let Some(element) = seq.next_element::<&'de RawValue>()? {
+        while let Some(element) = seq.next_element::<Box<RawValue>>()? {
             let row = u32::try_from(stream.len() + 1).unwrap_or(u32::MAX);
             // Read each record on its own: one that serde cannot read (nested too deep, a
             // number out of range) is an issue of that record, not a failed run.
@@ -106,7 +111,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_, '_> {
                     stream.record(row, &raw);
                 }
                 Err(error) => {
-                    let (external_id, email) = recover_identity(element);
+                    let (external_id, email) = recover_identity(&element);
                     stream.unreadable_record_named(row, &error.to_string(), external_id, email);
                 }
             }
@@ -129,7 +134,7 @@ mod tests {
             settings: &settings,
             today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
         };
-        read_records(JSON_CONTENT_TYPE, body, 0, &rules, progress)
+        read_records(JSON_CONTENT_TYPE, body.as_bytes(), 0, &rules, progress)
     }
 
     #[test]

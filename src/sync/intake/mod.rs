@@ -9,6 +9,8 @@
 pub mod csv;
 pub mod json;
 
+use std::io::Read;
+
 use crate::sync::candidate::{Candidate, Issue};
 use crate::sync::record::RawRecord;
 use crate::sync::validate::{validate, Rules};
@@ -57,11 +59,12 @@ pub struct ReadRecords {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable(pub String);
 
-/// Reads a stored push with the reader its content type names. `expected_records` (counted
-/// when the push was stored) sizes the list once, instead of growing it by doubling.
-pub fn read_records(
+/// Reads a stored push with the reader its content type names, as a stream: the body is
+/// never whole in memory. `expected_records` (counted when the push was stored) sizes the
+/// list once, instead of growing it by doubling.
+pub fn read_records<R: Read>(
     content_type: &str,
-    body: &str,
+    body: R,
     expected_records: usize,
     rules: &Rules<'_>,
     progress: &mut dyn FnMut(usize),
