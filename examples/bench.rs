@@ -29,35 +29,24 @@ fn main() -> anyhow::Result<()> {
     if args.get(1).map(String::as_str) == Some("--serve") {
         return serve(&args[2]);
     }
-    let users: usize = flag(&args, "--users").unwrap_or(100_000);
+    let sizes = sizes_flag(&args)?;
+    // `--csv`: the same people as a CSV upload.
+    let csv = args.iter().any(|a| a == "--csv");
+    if sizes.len() > 1 {
+        return scale_curve(&sizes, csv);
+    }
+    let users = sizes[0];
     let dir = tempfile::tempdir()?;
     let database_url = text_flag(&args, "--database-url")
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let backend = hris_sync::store::Backend::from_url(&database_url)?;
 
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--serve", &database_url])
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
-    let started: Value = serde_json::from_str(&line)?;
-    let base = format!("http://127.0.0.1:{}", started["port"]);
-    let token = started["token"].as_str().unwrap_or_default().to_owned();
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()?;
-
-    anyhow::ensure!(
-        !token.is_empty(),
-        "the database is not empty (no organization was created): give an empty one"
-    );
-    // `--csv`: the same people as a CSV upload.
-    let csv = args.iter().any(|a| a == "--csv");
+    let Server {
+        mut child,
+        base,
+        token,
+        client,
+    } = Server::start(&database_url)?;
     let mut people = company(users);
     let push_of = |people: &[Value]| -> anyhow::Result<Push> {
         Ok(if csv {
@@ -87,6 +76,10 @@ fn main() -> anyhow::Result<()> {
     report("first full sync", users, &first);
     let again = timed_sync(&client, &base, &token, &push)?;
     report("unchanged re-push", users, &again);
+    println!(
+        "server peak memory (VmHWM) through the first sync and the re-push: {:.0} MB",
+        memory_kb(child.id(), "VmHWM:").unwrap_or(0) as f64 / 1024.0
+    );
     if csv {
         let run_id = first.run["id"].as_str().unwrap_or_default();
         let at = Instant::now();
@@ -234,6 +227,110 @@ fn http_against_a_bare_handler(base: &str, token: &str, run_id: &str) -> anyhow:
 }
 
 /// What a sync sends.
+/// The server under test: this program re-executed with `--serve`, so that its memory is its
+/// own.
+struct Server {
+    child: std::process::Child,
+    base: String,
+    token: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Server {
+    fn start(database_url: &str) -> anyhow::Result<Server> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--serve", database_url])
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
+        let started: Value = serde_json::from_str(&line)?;
+        let token = started["token"].as_str().unwrap_or_default().to_owned();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "the database is not empty (no organization was created): give an empty one"
+        );
+        Ok(Server {
+            child,
+            base: format!("http://127.0.0.1:{}", started["port"]),
+            token,
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(3600))
+                .build()?,
+        })
+    }
+}
+
+/// `--users 10000,100000,1000000`: a first full sync of each size, each on a fresh server and
+/// database; prints the time per user of each next to that of the first size, and the
+/// server's peak memory.
+fn scale_curve(sizes: &[usize], csv: bool) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for &users in sizes {
+        let dir = tempfile::tempdir()?;
+        let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let people = company(users);
+        let push = if csv {
+            Push {
+                body: company_csv(&people)?,
+                content_type: "text/csv",
+                path: "/v1/syncs?source=bench&mode=full",
+            }
+        } else {
+            Push {
+                body: serde_json::to_vec(
+                    &json!({"source": "bench", "mode": "full", "users": people}),
+                )?,
+                content_type: "application/json",
+                path: "/v1/syncs",
+            }
+        };
+        drop(people);
+        let mut server = Server::start(&database_url)?;
+        let megabytes = push.body.len() as f64 / 1e6;
+        let first = timed_sync(&server.client, &server.base, &server.token, &push)?;
+        report(&format!("first full sync of {users}"), users, &first);
+        let peak = memory_kb(server.child.id(), "VmHWM:").unwrap_or(0);
+        server.child.kill()?;
+        server.child.wait()?;
+        rows.push((users, megabytes, first.seconds, peak));
+    }
+    let (base_users, _, base_seconds, _) = rows[0];
+    let base_per_user = base_seconds / base_users as f64;
+    println!("scale curve ({}):", if csv { "CSV" } else { "JSON" });
+    println!("| users | body | first full sync | µs per user | per user vs {base_users} | server peak memory |");
+    println!("|---|---|---|---|---|---|");
+    for (users, megabytes, seconds, peak) in rows {
+        let per_user = seconds / users as f64;
+        println!(
+            "| {users} | {megabytes:.0} MB | {seconds:.2} s | {:.1} | {:.2}× | {:.0} MB |",
+            per_user * 1e6,
+            per_user / base_per_user,
+            peak as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+/// `--users N` or `--users N1,N2,…` (default 100,000).
+fn sizes_flag(args: &[String]) -> anyhow::Result<Vec<usize>> {
+    let Some(text) = text_flag(args, "--users") else {
+        return Ok(vec![100_000]);
+    };
+    text.split(',')
+        .map(|size| {
+            size.trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--users takes sizes separated by commas: {text:?}"))
+        })
+        .collect()
+}
+
 struct Push {
     body: Vec<u8>,
     content_type: &'static str,
@@ -530,11 +627,6 @@ fn memory_kb(pid: u32, field: &str) -> Option<u64> {
 fn text_flag(args: &[String], name: &str) -> Option<String> {
     let at = args.iter().position(|a| a == name)?;
     args.get(at + 1).cloned()
-}
-
-fn flag(args: &[String], name: &str) -> Option<usize> {
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1)?.replace('_', "").parse().ok()
 }
 
 /// The child: a real server on port 0, announcing its port and admin token on stdout.

@@ -136,7 +136,7 @@ fn take_up(
     // Set once the approval is recorded in the transaction: a failure after it fails the
     // run, a failure before it leaves the run awaiting.
     let mut approval_recorded = false;
-    begin_bulk_write(conn)?;
+    begin_bulk_write(conn, candidates.len())?;
     let applied = write_transaction(conn, |conn| -> anyhow::Result<(Totals, RunStatus)> {
         let directory = Directory::new(
             users::load_directory(conn, &run.organization_id)?,
