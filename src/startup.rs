@@ -22,6 +22,10 @@ pub struct Bootstrap {
     pub admin_token: String,
 }
 
+/// Connections of the run worker's own pool: the run, its lease heartbeat, and the WAL
+/// checkpointer.
+pub const WORKER_POOL_SIZE: u32 = 3;
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -72,8 +76,18 @@ impl Application {
         };
         drop(conn);
 
+        // The worker has its own connections, so that requests cannot starve a run of one,
+        // nor a run (and its heartbeat) take the requests' connections.
+        let worker_pool = store::connect_with(
+            &config.database_url,
+            &store::PoolOptions {
+                size: WORKER_POOL_SIZE,
+                timeout: config.pool_timeout,
+                statement_timeout: config.statement_timeout,
+            },
+        )?;
         let worker = Worker::start(
-            pool.clone(),
+            worker_pool,
             WorkerSettings {
                 poll_interval: config.worker_poll_interval,
                 claimant: runs::Claimant {

@@ -39,7 +39,8 @@ use crate::sync::push::{
                "teams_affected": 0},
     "progress": {"processed": 3, "total": 3}, "logs": [], "retry_of": null,
     "planned": true, "settings_version": 3, "approval_reasons": [], "awaiting_since": null,
-    "approval_expires_at": null, "decided_by": null, "decision_reason": null, "decided_at": null
+    "approval_expires_at": null, "decided_by": null, "decision_reason": null, "decided_at": null,
+    "queue_position": null
 }))]
 pub struct RunView {
     #[schema(format = "uuid", example = "0193a6d2-1c4e-7d2a-9f3b-5e6a7b8c9d0e")]
@@ -124,6 +125,22 @@ pub struct RunView {
         example = "2026-11-25T10:12:40.031000Z"
     )]
     pub decided_at: Option<String>,
+    /// While the run is `pending`: how many runs of its organization will be taken before it
+    /// (the runs that arrived before it and still wait, and one being applied or awaiting
+    /// approval); 0 when it is next. Organizations take turns, so other organizations' queues
+    /// do not count. `null` once the run has left the queue.
+    #[schema(required = true, minimum = 0, example = json!(null))]
+    pub queue_position: Option<u32>,
+}
+
+impl RunView {
+    /// The view of a run, with its queue position when it is pending (one indexed count).
+    pub fn read(conn: &mut crate::store::DbConn, row: RunRow) -> Result<RunView, AppError> {
+        let position = runs::queue_position(conn, &row)?;
+        let mut view = RunView::from(row);
+        view.queue_position = position.map(|ahead| u32::try_from(ahead).unwrap_or(u32::MAX));
+        Ok(view)
+    }
 }
 
 /// Records processed so far.
@@ -174,6 +191,7 @@ impl From<RunRow> for RunView {
             logs: serde_json::from_str(&row.logs).unwrap_or_default(),
             retry_of: row.retry_of,
             id: row.id,
+            queue_position: None,
         }
     }
 }
@@ -409,29 +427,36 @@ pub async fn push(
     let organization_id = caller.organization_id.clone();
     let pool = state.pool.clone();
     let queue_limits = state.queue_limits;
-    let stored = web::block(move || -> Result<Stored, AppError> {
+    let stored = web::block(move || -> Result<Stored<RunView>, AppError> {
         let mut conn = pool.get()?;
         check_queue_room(&mut conn, &organization_id, &queue_limits)?;
-        store_push(
+        let stored = store_push(
             &mut conn,
             &organization_id,
             &received,
             idempotency_key.as_deref(),
         )
-        .map_err(rejection)
+        .map_err(rejection)?;
+        Ok(match stored {
+            Stored::Created(run) => {
+                tracing::info!(run_id = %run.id, records = run.progress_total, content_type = %run.content_type, "push stored");
+                Stored::Created(RunView::read(&mut conn, run)?)
+            }
+            Stored::Replayed(run) => Stored::Replayed(RunView::read(&mut conn, run)?),
+            Stored::KeyReused => Stored::KeyReused,
+        })
     })
     .await??;
     match stored {
         Stored::Created(run) => {
             state.waker.wake();
-            tracing::info!(run_id = %run.id, records = run.progress_total, content_type = %run.content_type, "push stored");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/syncs/{}", run.id)))
-                .json(RunView::from(run)))
+                .json(run))
         }
         Stored::Replayed(run) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/v1/syncs/{}", run.id)))
-            .json(RunView::from(run))),
+            .json(run)),
         Stored::KeyReused => Err(AppError::unprocessable(
             "This Idempotency-Key was already used with a different request body; use a new key for a new push.",
             Vec::new(),
@@ -752,23 +777,26 @@ pub async fn list(
             .transpose()?,
     };
     let pool = state.pool.clone();
-    let rows = web::block(move || -> Result<_, AppError> {
+    let views = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
-        Ok(runs::list(
+        runs::list(
             &mut conn,
             &caller.organization_id,
             &filter,
             before.as_deref(),
             limit + 1,
-        )?)
+        )?
+        .into_iter()
+        .map(|row| RunView::read(&mut conn, row))
+        .collect::<Result<Vec<_>, _>>()
     })
     .await??;
     Ok(web::Json(Page::from_rows(
-        rows,
+        views,
         limit,
         "runs",
-        |row| row.id.clone(),
-        RunView::from,
+        |view| view.id.clone(),
+        |view| view,
     )))
 }
 
@@ -811,12 +839,13 @@ pub async fn get(
 ) -> Result<web::Json<RunView>, AppError> {
     let id = id.into_inner();
     let pool = state.pool.clone();
-    let run = web::block(move || -> Result<_, AppError> {
+    let view = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
-        find_run(&mut conn, &caller.organization_id, &id)
+        let run = find_run(&mut conn, &caller.organization_id, &id)?;
+        RunView::read(&mut conn, run)
     })
     .await??;
-    Ok(web::Json(RunView::from(run)))
+    Ok(web::Json(view))
 }
 
 /// Run a stored push again
@@ -845,22 +874,23 @@ pub async fn retry(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let pool = state.pool.clone();
-    let run = web::block(move || -> Result<RunRow, AppError> {
+    let run = web::block(move || -> Result<RunView, AppError> {
         let mut conn = pool.get()?;
         let original = find_run(&mut conn, &caller.organization_id, &id)?;
-        lifecycle::retry(&mut conn, &original).map_err(|error| match error {
+        let run = lifecycle::retry(&mut conn, &original).map_err(|error| match error {
             LifecycleError::Refused { current, .. } => AppError::Conflict(format!(
                 "The run {id} is {}; retry it once it has finished.",
                 current.map_or("gone", RunStatus::as_str)
             )),
             LifecycleError::Store(error) => AppError::from(error),
-        })
+        })?;
+        RunView::read(&mut conn, run)
     })
     .await??;
     state.waker.wake();
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/v1/syncs/{}", run.id)))
-        .json(RunView::from(run)))
+        .json(run))
 }
 
 /// The run of the organization, or a 404 that does not tell whether it exists elsewhere.

@@ -39,11 +39,11 @@ pub struct Idempotency<'a> {
     pub request_hash: &'a str,
 }
 
-/// What storing a push did.
-pub enum Stored {
-    Created(RunRow),
+/// What storing a push did (with the run as a row, or as the view made of it).
+pub enum Stored<Run = RunRow> {
+    Created(Run),
     /// The Idempotency-Key was used before with the same request: its run.
-    Replayed(RunRow),
+    Replayed(Run),
     /// The Idempotency-Key was used before with another request.
     KeyReused,
 }
@@ -222,6 +222,27 @@ pub fn list(
         query = query.filter(sync_runs::id.lt(before_id.to_owned()));
     }
     query.load(conn)
+}
+
+/// While `run` is pending: how many runs of its organization will be taken before it (those
+/// pending that arrived before it, and any running or awaiting approval, which hold the
+/// organization's queue). `None` for a run that is not pending. One count on the queue index.
+pub fn queue_position(conn: &mut DbConn, run: &RunRow) -> QueryResult<Option<i64>> {
+    use diesel::dsl::count_star;
+    if run.status != RunStatus::Pending {
+        return Ok(None);
+    }
+    let ahead: i64 = sync_runs::table
+        .filter(sync_runs::organization_id.eq(&run.organization_id))
+        .filter(
+            sync_runs::status
+                .eq(RunStatus::Pending)
+                .and(sync_runs::id.lt(&run.id))
+                .or(sync_runs::status.eq_any(holding())),
+        )
+        .select(count_star())
+        .first(conn)?;
+    Ok(Some(ahead))
 }
 
 /// Who takes runs from the queue: an instance, and how long its claim on a run holds without

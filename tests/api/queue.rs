@@ -180,3 +180,71 @@ fn a_run_that_meets_transient_faults_at_every_attempt_fails_after_the_last_one()
     let next = app.sync("incremental", people("E", 2));
     assert_eq!(next["status"], "succeeded", "the faults are over: {next}");
 }
+
+#[test]
+fn a_pending_run_shows_how_many_runs_of_its_organization_go_before_it() {
+    // Three pushes of one organization and one of another, queued before the service starts.
+    let database = crate::helpers::TestDatabase::new();
+    let pool = hris_sync::store::connect(database.url(), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let first = hris_sync::store::organizations::create(&mut conn, "first").unwrap();
+    let second = hris_sync::store::organizations::create(&mut conn, "second").unwrap();
+    drop(conn);
+    let queued: Vec<String> = (0..3)
+        .map(|i| {
+            queue_push(
+                database.url(),
+                &first.organization.id,
+                json!([person(&format!("A{i}"))]),
+            )
+        })
+        .collect();
+    let other = queue_push(
+        database.url(),
+        &second.organization.id,
+        json!([person("B1")]),
+    );
+
+    // A worker holding its first run's transaction: the queue stays as it is meanwhile.
+    let app = crate::helpers::start(database.url(), |config| {
+        config.test_hooks.hold_run_transaction = Some(Duration::from_secs(3));
+    });
+    let position = |token: &str, id: &str| -> Value {
+        app.get_as(token, &format!("/v1/syncs/{id}"))
+            .json::<Value>()
+            .unwrap()["queue_position"]
+            .clone()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while position(&first.admin_token, &queued[0]) != Value::Null {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first run is being applied: one run goes before the second, two before the third.
+    assert_eq!(position(&first.admin_token, &queued[1]), json!(1));
+    assert_eq!(position(&first.admin_token, &queued[2]), json!(2));
+    // The other organization's queue is its own.
+    let other_position = position(&second.admin_token, &other);
+    assert!(
+        other_position == json!(0) || other_position == Value::Null,
+        "{other_position}"
+    );
+    let listed = app.get_as(&first.admin_token, "/v1/syncs?status=pending");
+    let listed: Value = listed.json().unwrap();
+    let positions: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| &run["queue_position"])
+        .collect();
+    assert_eq!(positions, [&json!(2), &json!(1)], "{listed}");
+
+    for id in &queued {
+        let run = wait_as(&app, &first.admin_token, id);
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["queue_position"], Value::Null);
+    }
+}
