@@ -25,6 +25,9 @@ pub struct Bootstrap {
 /// Connections of the run worker's own pool: the run, its lease heartbeat, and the WAL
 /// checkpointer.
 pub const WORKER_POOL_SIZE: u32 = 3;
+/// Connections of the requests that write. On SQLite one writer at a time holds the lock, so a
+/// few are enough; the others wait for one, not for a read's connection.
+pub const WRITE_POOL_SIZE: u32 = 4;
 
 pub struct Application {
     server: Server,
@@ -78,14 +81,18 @@ impl Application {
 
         // The worker has its own connections, so that requests cannot starve a run of one,
         // nor a run (and its heartbeat) take the requests' connections.
-        let worker_pool = store::connect_with(
-            &config.database_url,
-            &store::PoolOptions {
-                size: WORKER_POOL_SIZE,
-                timeout: config.pool_timeout,
-                statement_timeout: config.statement_timeout,
-            },
-        )?;
+        let own_pool = |size| {
+            store::connect_with(
+                &config.database_url,
+                &store::PoolOptions {
+                    size,
+                    timeout: config.pool_timeout,
+                    statement_timeout: config.statement_timeout,
+                },
+            )
+        };
+        let worker_pool = own_pool(WORKER_POOL_SIZE)?;
+        let write_pool = own_pool(WRITE_POOL_SIZE)?;
         let worker = Worker::start(
             worker_pool,
             WorkerSettings {
@@ -103,11 +110,12 @@ impl Application {
         let metrics = Arc::new(Metrics::new()?);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            write_pool: write_pool.clone(),
             database_url: config.database_url.clone(),
             waker: worker.waker(),
             metrics,
             tokens: TokenCache::start(
-                pool.clone(),
+                write_pool.clone(),
                 config.token_cache_ttl,
                 config.token_use_flush_interval,
             )

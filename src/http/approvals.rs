@@ -116,7 +116,7 @@ pub async fn approve(
 ) -> Result<web::Json<RunView>, AppError> {
     let id = id.into_inner();
     let reason = reason(&body)?;
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let hooks = state.test_hooks.clone();
     let run = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
@@ -168,7 +168,7 @@ pub async fn reject(
 ) -> Result<web::Json<RunView>, AppError> {
     let id = id.into_inner();
     let reason = reason(&body)?;
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let run = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         awaiting_run(&mut conn, &caller.organization_id, &id, "rejected")?;

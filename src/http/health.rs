@@ -55,7 +55,7 @@ pub async fn healthz() -> web::Json<Health> {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, AppError> {
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let database_url = state.database_url.clone();
     web::block(move || -> Result<(), AppError> {
         let mut conn = pool.get()?;

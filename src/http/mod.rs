@@ -41,7 +41,12 @@ pub use metrics::Metrics;
 
 /// What handlers share.
 pub struct AppState {
+    /// Connections of requests that only read.
     pub pool: DbPool,
+    /// Connections of requests that write (pushes, retries, approvals, settings,
+    /// invitations): on SQLite a writer may wait seconds for a run's write lock, and it waits
+    /// holding one of these, never one a read needs.
+    pub write_pool: DbPool,
     /// Where the store is, for the readiness probe (the SQLite file's disk).
     pub database_url: String,
     pub waker: WorkerWaker,

@@ -190,7 +190,7 @@ pub async fn replace(
             errors,
         )
     })?;
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let replaced = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         let changed_by = tokens::name(&mut conn, &caller.token_id)?;

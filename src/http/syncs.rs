@@ -425,7 +425,7 @@ pub async fn push(
         receive_body(payload, gzip, kind, rules).await?
     };
     let organization_id = caller.organization_id.clone();
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let queue_limits = state.queue_limits;
     let stored = web::block(move || -> Result<Stored<RunView>, AppError> {
         let mut conn = pool.get()?;
@@ -873,7 +873,7 @@ pub async fn retry(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let run = web::block(move || -> Result<RunView, AppError> {
         let mut conn = pool.get()?;
         let original = find_run(&mut conn, &caller.organization_id, &id)?;

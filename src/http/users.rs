@@ -424,7 +424,7 @@ pub async fn invite(
     row.search_key = search_key(&[Some(&first_name), Some(&last_name), Some(email.as_str())]);
     row.first_name = first_name;
     row.last_name = last_name;
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let user = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         write_transaction(&mut conn, |conn| -> Result<(), AppError> {
@@ -468,7 +468,7 @@ pub async fn revoke_invitation(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         write_transaction(&mut conn, |conn| -> Result<(), AppError> {

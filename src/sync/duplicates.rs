@@ -7,9 +7,9 @@ use crate::catalogue::IssueCode;
 use crate::sync::candidate::{Candidate, Issue};
 
 pub fn mark_duplicates(candidates: &mut [Candidate]) {
-    let by_external_id = group(candidates, |c| c.external_id.clone());
-    let by_email = group(candidates, |c| c.email_key.clone());
-    for rows in by_external_id.values().filter(|rows| rows.len() > 1) {
+    let by_external_id = duplicate_groups(candidates, |c| c.external_id.as_deref());
+    let by_email = duplicate_groups(candidates, |c| c.email_key.as_deref());
+    for rows in &by_external_id {
         for &index in rows {
             let value = candidates[index].external_id.clone().unwrap_or_default();
             let others = other_rows(candidates, rows, index);
@@ -20,7 +20,7 @@ pub fn mark_duplicates(candidates: &mut [Candidate]) {
             ));
         }
     }
-    for rows in by_email.values().filter(|rows| rows.len() > 1) {
+    for rows in &by_email {
         for &index in rows {
             let value = candidates[index].shown.email.clone().unwrap_or_default();
             let others = other_rows(candidates, rows, index);
@@ -33,16 +33,29 @@ pub fn mark_duplicates(candidates: &mut [Candidate]) {
     }
 }
 
-fn group(
-    candidates: &[Candidate],
-    key: impl Fn(&Candidate) -> Option<String>,
-) -> HashMap<String, Vec<usize>> {
-    let mut groups: HashMap<String, Vec<usize>> = HashMap::with_capacity(candidates.len());
+/// The groups of two or more candidates with the same key, each in row order. Keys are
+/// borrowed and a list is made only for a key seen twice, so that a push without duplicates
+/// costs one table entry per record.
+fn duplicate_groups<'c>(
+    candidates: &'c [Candidate],
+    key: impl Fn(&'c Candidate) -> Option<&'c str>,
+) -> Vec<Vec<usize>> {
+    let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(candidates.len());
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
     for (index, candidate) in candidates.iter().enumerate() {
-        if let Some(key) = key(candidate) {
-            groups.entry(key).or_default().push(index);
+        let Some(key) = key(candidate) else {
+            continue;
+        };
+        let first = *first_of.entry(key).or_insert(index);
+        if first != index {
+            groups
+                .entry(first)
+                .or_insert_with(|| vec![first])
+                .push(index);
         }
     }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    groups.sort_unstable_by_key(|rows| rows[0]);
     groups
 }
 
