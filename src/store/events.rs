@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use crate::store::limit::LimitInline;
+
 use crate::domain::{EntityKind, EventKind, UpdateAction};
 use crate::store::models::EventRow;
 use crate::store::schema::sync_events;
@@ -58,9 +60,6 @@ pub fn list(
         .select(EventRow::as_select())
         .order(sync_events::seq)
         .into_boxed();
-    if let Some(limit) = limit {
-        query = query.limit(limit);
-    }
     if let Some(kind) = filter.kind {
         query = query.filter(sync_events::kind.eq(kind.as_str()));
     }
@@ -83,7 +82,10 @@ pub fn list(
     if let Some(after_seq) = after_seq {
         query = query.filter(sync_events::seq.gt(after_seq));
     }
-    query.load(conn)
+    match limit {
+        Some(limit) => query.limit_inline(limit).load(conn),
+        None => query.load(conn),
+    }
 }
 
 /// A page of a run's events (of one kind, or all), in planned order after `after_seq`:
@@ -175,7 +177,6 @@ pub fn outcomes(
         .filter(sync_events::run_id.eq(run_id))
         .filter(sync_events::seq.gt(after_seq))
         .order(sync_events::seq)
-        .limit(limit)
         .select((
             sync_events::seq,
             sync_events::source_row,
@@ -190,5 +191,6 @@ pub fn outcomes(
             sync_events::last_name,
             sync_events::user_id,
         ))
+        .limit_inline(limit)
         .load(conn)
 }

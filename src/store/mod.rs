@@ -8,6 +8,7 @@
 pub mod columns;
 pub mod events;
 pub mod faults;
+pub mod limit;
 pub mod models;
 pub mod organizations;
 pub mod payloads;

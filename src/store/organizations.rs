@@ -75,7 +75,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<OrganizationRow>>
     organizations::table
         .find(id)
         .select(OrganizationRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -93,7 +93,7 @@ pub fn chunk_count(conn: &mut DbConn, run_id: &str) -> QueryResult<i64> {
     sync_payload_chunks::table
         .filter(sync_payload_chunks::run_id.eq(run_id))
         .select(count_star())
-        .first(conn)
+        .get_result(conn)
 }
 
 /// A stored body, still compressed: about a seventh of its size for JSON.

@@ -145,6 +145,10 @@ pub fn connect_with(url: &str, options: &PoolOptions) -> anyhow::Result<DbPool> 
     let pool = r2d2::Pool::builder()
         .max_size(options.size)
         .min_idle(Some(1))
+        // No `SELECT 1` before every checkout: a connection that broke is noticed when it is
+        // returned (`has_broken`), and the request that met it fails once, as a transient
+        // fault (503 with Retry-After).
+        .test_on_check_out(false)
         .connection_timeout(options.timeout)
         .build(manager)
         .with_context(|| format!("cannot open the database {}", redact(url)))?;

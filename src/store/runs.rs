@@ -3,6 +3,8 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
+use crate::store::limit::LimitInline;
+
 use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
 use crate::store::models::RunRow;
 use crate::store::payloads::{self, PayloadChunks};
@@ -72,7 +74,7 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
                 idempotency_keys::run_id,
                 idempotency_keys::created_at,
             ))
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         if let Some((request_hash, run_id, key_created_at)) = existing {
             if key_created_at >= expired_before {
@@ -82,7 +84,7 @@ fn insert_in_transaction(conn: &mut DbConn, new: &NewRun<'_>) -> QueryResult<Sto
                 let run = sync_runs::table
                     .find(&run_id)
                     .select(RunRow::as_select())
-                    .first(conn)?;
+                    .get_result(conn)?;
                 return Ok(Stored::Replayed(run));
             }
         }
@@ -177,7 +179,7 @@ pub fn find(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<O
         .find(id)
         .filter(sync_runs::organization_id.eq(organization_id))
         .select(RunRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -204,7 +206,6 @@ pub fn list(
         .filter(sync_runs::organization_id.eq(organization_id))
         .select(RunRow::as_select())
         .order(sync_runs::id.desc())
-        .limit(limit)
         .into_boxed();
     if let Some(status) = filter.status {
         query = query.filter(sync_runs::status.eq(status));
@@ -221,7 +222,7 @@ pub fn list(
     if let Some(before_id) = before_id {
         query = query.filter(sync_runs::id.lt(before_id.to_owned()));
     }
-    query.load(conn)
+    query.limit_inline(limit).load(conn)
 }
 
 /// While `run` is pending: how many runs of its organization will be taken before it (those
@@ -241,7 +242,7 @@ pub fn queue_position(conn: &mut DbConn, run: &RunRow) -> QueryResult<Option<i64
                 .or(sync_runs::status.eq_any(holding())),
         )
         .select(count_star())
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(Some(ahead))
 }
 
@@ -399,7 +400,7 @@ fn claim(
     sync_runs::table
         .find(run_id)
         .select(RunRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .map(Some)
 }
 
@@ -476,7 +477,7 @@ pub fn requeue_after_transient_fault(
             .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
             .filter(sync_runs::claimed_by.eq(&claimant.instance_id))
             .select(sync_runs::transient_failures)
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         let Some(failures) = failures.map(|f| f + 1) else {
             return Ok(None);
@@ -579,7 +580,7 @@ pub fn finish(
     let total: i32 = sync_runs::table
         .find(run_id)
         .select(sync_runs::progress_total)
-        .first(conn)?;
+        .get_result(conn)?;
     diesel::update(sync_runs::table.find(run_id))
         .set((
             sync_runs::status.eq(status.as_str()),
@@ -720,7 +721,7 @@ pub fn with_log_lines(conn: &mut DbConn, run_id: &str, lines: &[LogLine]) -> Que
     let stored: String = sync_runs::table
         .find(run_id)
         .select(sync_runs::logs)
-        .first(conn)?;
+        .get_result(conn)?;
     let mut logs: Vec<LogLine> = serde_json::from_str(&stored).unwrap_or_default();
     logs.extend_from_slice(lines);
     Ok(serde_json::to_string(&logs).unwrap_or_else(|_| "[]".to_owned()))
@@ -743,11 +744,11 @@ pub fn pending_load(conn: &mut DbConn, organization_id: &str) -> QueryResult<Pen
         .filter(sync_runs::status.eq(RunStatus::Pending))
         .filter(sync_runs::organization_id.eq(organization_id))
         .select((count_star(), sum(sync_runs::progress_total)))
-        .first(conn)?;
+        .get_result(conn)?;
     let (runs, records): (i64, Option<i64>) = sync_runs::table
         .filter(sync_runs::status.eq(RunStatus::Pending))
         .select((count_star(), sum(sync_runs::progress_total)))
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(PendingLoad {
         organization_runs,
         organization_records: organization_records.unwrap_or(0),

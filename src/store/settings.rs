@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use crate::store::limit::LimitInline;
+
 use crate::domain::ProvisioningSettings;
 use crate::store::models::SettingsVersionRow;
 use crate::store::schema::{organizations, settings_versions};
@@ -21,7 +23,7 @@ pub fn current(conn: &mut DbConn, organization_id: &str) -> QueryResult<CurrentS
     let (document, version): (String, i32) = organizations::table
         .find(organization_id)
         .select((organizations::settings, organizations::settings_version))
-        .first(conn)?;
+        .get_result(conn)?;
     let settings = serde_json::from_str(&document)
         .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
     Ok(CurrentSettings { settings, version })
@@ -104,10 +106,9 @@ pub fn history(
         .filter(settings_versions::organization_id.eq(organization_id))
         .select(SettingsVersionRow::as_select())
         .order(settings_versions::version.desc())
-        .limit(limit)
         .into_boxed();
     if let Some(before) = before_version {
         query = query.filter(settings_versions::version.lt(before));
     }
-    query.load(conn)
+    query.limit_inline(limit).load(conn)
 }

@@ -67,7 +67,7 @@ pub fn revoke(conn: &mut DbConn, id: &str) -> QueryResult<Option<TokenRow>> {
     api_tokens::table
         .find(id)
         .select(TokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -78,7 +78,7 @@ pub fn find_live_by_hash(conn: &mut DbConn, token_hash: &str) -> QueryResult<Opt
         .filter(api_tokens::token_hash.eq(token_hash))
         .filter(api_tokens::revoked_at.is_null())
         .select(TokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -102,7 +102,7 @@ pub fn name(conn: &mut DbConn, id: &str) -> QueryResult<String> {
     api_tokens::table
         .find(id)
         .select(api_tokens::name)
-        .first(conn)
+        .get_result(conn)
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use crate::store::limit::LimitInline;
+
 use crate::domain::{search_fold, PendingArchiveReason, UserState};
 use crate::store::models::{DirectoryEntry, UserRow};
 use crate::store::schema::users;
@@ -267,7 +269,6 @@ pub fn list(
         .filter(users::organization_id.eq(organization_id))
         .select(UserRow::as_select())
         .order(users::id)
-        .limit(limit)
         .into_boxed();
     if let Some(state) = filter.state {
         query = query.filter(users::state.eq(state.as_str()));
@@ -278,7 +279,7 @@ pub fn list(
     if let Some(after_id) = after_id {
         query = query.filter(users::id.gt(after_id.to_owned()));
     }
-    query.load(conn)
+    query.limit_inline(limit).load(conn)
 }
 
 /// `%folded%` with LIKE's wildcards escaped.
@@ -296,7 +297,7 @@ pub fn find(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<O
         .find(id)
         .filter(users::organization_id.eq(organization_id))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -309,7 +310,7 @@ pub fn find_by_email(
         .filter(users::organization_id.eq(organization_id))
         .filter(users::email_key.eq(email_key))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

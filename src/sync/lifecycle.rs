@@ -175,7 +175,7 @@ fn apply(
     let current: Option<RunStatus> = sync_runs::table
         .find(run_id)
         .select(sync_runs::status)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Err(LifecycleError::Refused { step, current })
 }
@@ -384,7 +384,7 @@ fn progress_total(conn: &mut DbConn, run_id: &str) -> QueryResult<i32> {
     sync_runs::table
         .find(run_id)
         .select(sync_runs::progress_total)
-        .first(conn)
+        .get_result(conn)
 }
 
 #[cfg(test)]
