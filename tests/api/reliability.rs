@@ -288,3 +288,47 @@ fn set_approval_mode(app: &crate::helpers::TestApp, mode: &str) {
         response.text().unwrap()
     );
 }
+
+#[test]
+fn reads_do_not_queue_behind_pushes_waiting_for_a_runs_write_lock() {
+    let app = spawn_app_with(|config| {
+        config.pool_size = 2;
+        config.test_hooks.hold_run_transaction = Some(Duration::from_secs(3));
+    });
+    let run = app.push("incremental", json!([person("E1")]));
+    let id = run["id"].as_str().unwrap().to_owned();
+    wait_until_running(&app, &id);
+    // More pushes than reads have connections: on SQLite each waits for the run's write lock,
+    // holding a connection of the writers' own pool while it waits.
+    let pushes: Vec<_> = (0..3)
+        .map(|i| {
+            let request = app
+                .request(reqwest::Method::POST, "/v1/syncs")
+                .json(&json!({"users": [person(&format!("P{i}"))]}));
+            std::thread::spawn(move || request.send().map(|response| response.status().as_u16()))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let started = Instant::now();
+    for path in [
+        "/v1/users?limit=1",
+        "/v1/syncs?limit=5",
+        "/v1/error-codes?limit=1",
+    ] {
+        assert_eq!(app.get(path).status().as_u16(), 200, "{path}");
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        app.get_json(&format!("/v1/syncs/{id}"))["status"],
+        "running",
+        "the run must still hold its transaction"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1_500),
+        "three reads took {elapsed:?}"
+    );
+    for push in pushes {
+        assert_eq!(push.join().unwrap().unwrap(), 202);
+    }
+}
