@@ -81,6 +81,14 @@ impl Application {
 
         // The worker has its own connections, so that requests cannot starve a run of one,
         // nor a run (and its heartbeat) take the requests' connections.
+        // Pushes are spooled there as they arrive: a directory that cannot take a file would
+        // fail every push, so it fails the start instead.
+        tempfile::tempfile_in(&config.spool_dir).with_context(|| {
+            format!(
+                "cannot write a temporary file in the spool directory {} (--spool-dir, HRIS_SYNC_SPOOL_DIR): it must exist and be writable",
+                config.spool_dir.display()
+            )
+        })?;
         let own_pool = |size| {
             store::connect_with(
                 &config.database_url,

@@ -314,7 +314,7 @@ pub async fn update(
         ));
     };
     let id = id.into_inner();
-    let pool = state.pool.clone();
+    let pool = state.write_pool.clone();
     let user = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
         let row = write_transaction(&mut conn, |conn| -> Result<UserRow, AppError> {

@@ -249,3 +249,31 @@ fn a_database_file_that_cannot_be_written_stops_the_start_with_advice_for_docker
     assert!(stderr.contains("must exist and be writable"), "{stderr}");
     assert!(stderr.contains("uid 10001"), "{stderr}");
 }
+
+#[test]
+fn a_spool_directory_that_cannot_be_written_stops_the_start_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/hris-sync.db", dir.path().display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hris-sync"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &url])
+        .env("HRIS_SYNC_SPOOL_DIR", dir.path().join("missing"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the service started with a spool directory it cannot write");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("--spool-dir"), "{stderr}");
+}
