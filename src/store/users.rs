@@ -26,10 +26,21 @@ pub fn load_directory(
     conn: &mut DbConn,
     organization_id: &str,
 ) -> QueryResult<Vec<DirectoryEntry>> {
-    users::table
+    // Counted first, so that the list is allocated once at its size: grown by doubling, a
+    // 100,000-user directory held up to twice its size while it was read.
+    let count: i64 = users::table
+        .filter(users::organization_id.eq(organization_id))
+        .count()
+        .get_result(conn)?;
+    let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for entry in users::table
         .filter(users::organization_id.eq(organization_id))
         .select(DirectoryEntry::as_select())
-        .load(conn)
+        .load_iter::<DirectoryEntry, diesel::connection::DefaultLoadingMode>(conn)?
+    {
+        entries.push(entry?);
+    }
+    Ok(entries)
 }
 
 /// Full rows of the given users, a thousand per query.
