@@ -1,32 +1,45 @@
 //! The JSON reader: the `users` of a stored JSON push, one record at a time.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::io::{BufReader, Read};
+use std::io::Read;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::sync::intake::json_records::for_each_record;
 use crate::sync::intake::{RecordStream, Unreadable};
 use crate::sync::record::{recover_identity, RawRecord};
 
-/// Reads the `users` of a stored JSON push into `stream`, so that the raw records are never
-/// all in memory at once. Returns the run-log warnings about keys that are not record fields.
+/// Reads the `users` of a stored JSON push into `stream`, one record at a time: each record is
+/// cut out of the body as it is read (`json_records`) and read on its own, so that one that
+/// serde cannot read (nested too deep, a number out of range) is an issue of that record, not
+/// a failed run. Returns the run-log warnings about keys that are not record fields.
 pub fn read<R: Read>(
     body: R,
     stream: &mut RecordStream<'_, '_>,
 ) -> Result<Vec<String>, Unreadable> {
-    let unreadable = |error: serde_json::Error| {
+    let mut unknown_fields = UnknownFields::new();
+    for_each_record(body, |text| {
+        let row = u32::try_from(stream.len() + 1).unwrap_or(u32::MAX);
+        match serde_json::from_str::<RawRecord>(text) {
+            Ok(raw) => {
+                for key in &raw.unknown_fields {
+                    unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
+                }
+                stream.record(row, &raw);
+            }
+            Err(error) => {
+                let (external_id, email) = serde_json::from_str::<&RawValue>(text)
+                    .map(recover_identity)
+                    .unwrap_or_default();
+                stream.unreadable_record_named(row, &error.to_string(), external_id, email);
+            }
+        }
+    })
+    .map_err(|reason| {
         Unreadable(format!(
-            "The stored push cannot be read: {error}. Nothing was applied."
+            "The stored push cannot be read: {reason}. Nothing was applied."
         ))
-    };
-    let mut deserializer =
-        serde_json::Deserializer::from_reader(BufReader::with_capacity(64 * 1024, body));
-    let unknown_fields = BodySeed { stream }
-        .deserialize(&mut deserializer)
-        .map_err(unreadable)?;
-    deserializer.end().map_err(unreadable)?;
+    })?;
     Ok(unknown_field_warnings(&unknown_fields))
 }
 
@@ -40,84 +53,6 @@ fn unknown_field_warnings(unknown_fields: &UnknownFields) -> Vec<String> {
             format!("{records} record(s) carry the field {field:?} (first at row {first_row}), which is not part of the record format and was ignored.")
         })
         .collect()
-}
-
-struct BodySeed<'s, 'r, 'p> {
-    stream: &'s mut RecordStream<'r, 'p>,
-}
-
-impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_, '_> {
-    type Value = UnknownFields;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<UnknownFields, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BodySeed<'_, '_, '_> {
-    type Value = UnknownFields;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a push: a JSON object with a \"users\" list")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UnknownFields, A::Error> {
-        let mut read = None;
-        let BodySeed { stream } = self;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "users" && read.is_none() {
-                read = Some(map.next_value_seed(RecordsSeed {
-                    stream: &mut *stream,
-                })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        read.ok_or_else(|| de::Error::missing_field("users"))
-    }
-}
-
-struct RecordsSeed<'s, 'r, 'p> {
-    stream: &'s mut RecordStream<'r, 'p>,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_, '_> {
-    type Value = UnknownFields;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<UnknownFields, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeed<'_, '_, '_> {
-    type Value = UnknownFields;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of employee records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UnknownFields, A::Error> {
-        let stream = self.stream;
-        let mut unknown_fields = UnknownFields::new();
-        while let Some(element) = seq.next_element::<Box<RawValue>>()? {
-            let row = u32::try_from(stream.len() + 1).unwrap_or(u32::MAX);
-            // Read each record on its own: one that serde cannot read (nested too deep, a
-            // number out of range) is an issue of that record, not a failed run.
-            match serde_json::from_str::<RawRecord>(element.get()) {
-                Ok(raw) => {
-                    for key in &raw.unknown_fields {
-                        unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
-                    }
-                    stream.record(row, &raw);
-                }
-                Err(error) => {
-                    let (external_id, email) = recover_identity(&element);
-                    stream.unreadable_record_named(row, &error.to_string(), external_id, email);
-                }
-            }
-        }
-        Ok(unknown_fields)
-    }
 }
 
 #[cfg(test)]
