@@ -247,10 +247,10 @@ fn set_sqlite_synchronous(conn: &mut DbConn, level: &str) -> diesel::QueryResult
 /// run, between these bounds (KiB). A run writes far more pages than SQLite's default cache
 /// (2 MB) holds; spilling them to the WAL mid-transaction and reading them back costs more
 /// than the memory, and once the indexes a run inserts into outgrow the cache, every insert
-/// reads pages back (a 1,000,000-user first sync took 41 s with 32 MB, 30 s with 256 MB).
+/// reads pages back (a 1,000,000-user first sync took 41 s with 32 MB, 29 s with 224 MB).
 const BULK_CACHE_MIN_KIB: u64 = 32 * 1024;
-const BULK_CACHE_MAX_KIB: u64 = 160 * 1024;
-const BULK_CACHE_BYTES_PER_RECORD: u64 = 160;
+const BULK_CACHE_MAX_KIB: u64 = 224 * 1024;
+const BULK_CACHE_BYTES_PER_RECORD: u64 = 224;
 const DEFAULT_CACHE_KIB: u32 = 2_000;
 
 /// Prepares a connection for a run's large transaction of `records` records (SQLite: a page
