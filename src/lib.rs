@@ -7,7 +7,10 @@
 #![forbid(unsafe_code)]
 
 /// mimalloc: a run allocates millions of small strings; it is faster than the system
-/// allocator at that and gives memory back between runs.
+/// allocator at that and gives memory back between runs. Built as v2 without transparent huge
+/// pages (Cargo.toml): v2 returns freed memory after 10 ms where v3 waits a second, and huge
+/// pages made every partly used 2 MB region resident; together they took the mixed load's peak
+/// from 923 to 444 MB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
