@@ -1,7 +1,8 @@
 //! `LIMIT n` written into the SQL text rather than bound as a parameter.
 //!
-//! SQLite (3.45 and later) reads a bound `LIMIT` while it plans a statement and marks the
-//! statement to be planned again whenever that parameter is bound anew: Diesel binds it at
+//! The SQLite bundled by libsqlite3-sys 0.38 reads a bound `LIMIT` while it plans a statement
+//! (`sqlite3ExprIsInteger` marks the parameter in the statement's `expmask`) and so plans the
+//! statement again whenever that parameter is bound anew: Diesel binds it at
 //! every execution, so every page query was parsed and planned again each time (a third of
 //! the CPU time of `GET /v1/syncs/{id}` went there, through `.first()`). Point lookups use
 //! `.get_result()` (no `LIMIT` at all); pages use [`LimitInline::limit_inline`]: each distinct
