@@ -9,7 +9,11 @@ use utoipa::ToSchema;
 macro_rules! word_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema,
+            diesel::AsExpression, diesel::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -18,6 +22,11 @@ macro_rules! word_enum {
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $word),+ }
+            }
+
+            /// The word exactly as stored.
+            pub fn from_stored(raw: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == raw)
             }
 
             /// Accepts the word in any letter case.

@@ -9,7 +9,9 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
 use diesel::sqlite::{Sqlite, SqliteValue};
 
-use crate::domain::{EntityKind, EventKind, RunStatus, Severity, SyncMode, UpdateAction};
+use crate::domain::{
+    EntityKind, EventKind, Role, RunStatus, Severity, SyncMode, UpdateAction, UserState,
+};
 use crate::store::MultiBackend;
 
 /// Implements `FromSql`/`ToSql` of `Text` for each backend (and so for `MultiBackend`, which
@@ -65,7 +67,9 @@ text_columns!(
     EventKind,
     EntityKind,
     Severity,
-    UpdateAction
+    UpdateAction,
+    UserState,
+    Role
 );
 
 fn parse<T>(raw: &str, from_stored: fn(&str) -> Option<T>, what: &str) -> deserialize::Result<T> {

@@ -186,8 +186,9 @@ pub struct DirectoryEntry {
     pub email_key: String,
     pub first_name: String,
     pub last_name: String,
-    pub state: String,
-    pub role: String,
+    /// Typed (a byte, not a string per user): an unknown stored word fails the load.
+    pub state: UserState,
+    pub role: Role,
     pub manager_id: Option<String>,
     pub upcoming_trips: i32,
     pub source_hash: Option<String>,

@@ -116,12 +116,12 @@ impl Directory {
     }
 }
 
-/// The state of a stored user; an unreadable value counts as active, the safe reading for
-/// every check that uses it.
+/// The state of a stored user (a typed column: a stored word outside the set fails the load
+/// of the directory, it is never read as some default).
 pub fn state_of(user: &DirectoryEntry) -> UserState {
-    UserState::parse(&user.state).unwrap_or(UserState::Active)
+    user.state
 }
 
 pub fn role_of(user: &DirectoryEntry) -> Role {
-    Role::parse(&user.role).unwrap_or(Role::Member)
+    user.role
 }
