@@ -435,12 +435,9 @@ pub fn receive<R: Read>(
     };
     let spool = Spool::new(&rules.spool_dir).map_err(PushRejected::Spool)?;
     let mut reader = SpoolingReader::new(body, spool, rules.max_bytes);
-    let checked = match kind {
-        PushKind::Json => {
-            check_json_envelope(BufReader::with_capacity(READ_BUFFER, &mut reader), rules.max_records)
-                .map_err(PushRejected::Malformed)
-        }
-        PushKind::Csv { .. } => check_upload(BufReader::with_capacity(READ_BUFFER, &mut reader))
+    let buffered = BufReader::with_capacity(READ_BUFFER, &mut reader);
+    let checked = match (kind, upload) {
+        (PushKind::Csv { .. }, Some((source, mode, dry_run))) => check_upload(buffered)
             .map_err(|failure| PushRejected::File(failure.0))
             .and_then(|checked| {
                 if checked.records > rules.max_records {
@@ -450,50 +447,49 @@ pub fn receive<R: Read>(
                     )))
                 } else {
                     Ok(PushEnvelope {
-                        source: String::new(),
-                        mode: SyncMode::Incremental,
-                        dry_run: false,
+                        source,
+                        mode,
+                        dry_run,
                         record_count: checked.records,
                     })
                 }
             }),
+        _ => check_json_envelope(buffered, rules.max_records).map_err(PushRejected::Malformed),
     };
     // A failure of the body itself explains whatever the checks made of it.
     if reader.failure().is_some() {
         return Err(body_rejection(kind, reader.finish().err()));
     }
-    let checked = checked?;
+    let envelope = checked?;
     let body = reader
         .finish()
         .map_err(|failure| body_rejection(kind, Some(failure)))?;
-    let hash = format!("{:032x}", body.hash());
-    Ok(match (kind, upload) {
-        (PushKind::Csv { content_type, .. }, Some((source, mode, dry_run))) => {
+    let body_hash = format!("{:032x}", body.hash());
+    let (content_type, request_hash) = match kind {
+        PushKind::Json => (JSON_CONTENT_TYPE.to_owned(), body_hash),
+        PushKind::Csv { content_type, .. } => {
             // The parameters are part of the request: the same file pushed as another mode
             // is another push.
             let request = format!(
-                "csv\n{content_type}\n{source}\n{}\n{dry_run}\n{hash}",
-                mode.as_str()
+                "csv\n{content_type}\n{}\n{}\n{}\n{body_hash}",
+                envelope.source,
+                envelope.mode.as_str(),
+                envelope.dry_run
             );
-            ReceivedPush {
-                content_type: content_type.clone(),
-                source,
-                mode,
-                dry_run,
-                record_count: checked.record_count,
-                request_hash: format!("{:032x}", xxh3_128(request.as_bytes())),
-                body,
-            }
+            (
+                content_type.clone(),
+                format!("{:032x}", xxh3_128(request.as_bytes())),
+            )
         }
-        _ => ReceivedPush {
-            content_type: JSON_CONTENT_TYPE.to_owned(),
-            source: checked.source,
-            mode: checked.mode,
-            dry_run: checked.dry_run,
-            record_count: checked.record_count,
-            request_hash: hash,
-            body,
-        },
+    };
+    Ok(ReceivedPush {
+        content_type,
+        source: envelope.source,
+        mode: envelope.mode,
+        dry_run: envelope.dry_run,
+        record_count: envelope.record_count,
+        request_hash,
+        body,
     })
 }
 
