@@ -48,23 +48,7 @@ fn main() -> anyhow::Result<()> {
         client,
     } = Server::start(&database_url)?;
     let mut people = company(users);
-    let push_of = |people: &[Value]| -> anyhow::Result<Push> {
-        Ok(if csv {
-            Push {
-                body: company_csv(people)?,
-                content_type: "text/csv",
-                path: "/v1/syncs?source=bench&mode=full",
-            }
-        } else {
-            Push {
-                body: serde_json::to_vec(
-                    &json!({"source": "bench", "mode": "full", "users": people}),
-                )?,
-                content_type: "application/json",
-                path: "/v1/syncs",
-            }
-        })
-    };
+    let push_of = |people: &[Value]| Push::full_sync(people, csv);
     let push = push_of(&people)?;
     println!(
         "hris-sync bench: {users} users, {:.1} MB {} body, {backend:?}",
@@ -274,21 +258,7 @@ fn scale_curve(sizes: &[usize], csv: bool) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let people = company(users);
-        let push = if csv {
-            Push {
-                body: company_csv(&people)?,
-                content_type: "text/csv",
-                path: "/v1/syncs?source=bench&mode=full",
-            }
-        } else {
-            Push {
-                body: serde_json::to_vec(
-                    &json!({"source": "bench", "mode": "full", "users": people}),
-                )?,
-                content_type: "application/json",
-                path: "/v1/syncs",
-            }
-        };
+        let push = Push::full_sync(&people, csv)?;
         drop(people);
         let mut server = Server::start(&database_url)?;
         let megabytes = push.body.len() as f64 / 1e6;
@@ -335,6 +305,27 @@ struct Push {
     body: Vec<u8>,
     content_type: &'static str,
     path: &'static str,
+}
+
+impl Push {
+    /// A full sync of `people`, as JSON or (`csv`) as a CSV upload.
+    fn full_sync(people: &[Value], csv: bool) -> anyhow::Result<Push> {
+        Ok(if csv {
+            Push {
+                body: company_csv(people)?,
+                content_type: "text/csv",
+                path: "/v1/syncs?source=bench&mode=full",
+            }
+        } else {
+            Push {
+                body: serde_json::to_vec(
+                    &json!({"source": "bench", "mode": "full", "users": people}),
+                )?,
+                content_type: "application/json",
+                path: "/v1/syncs",
+            }
+        })
+    }
 }
 
 struct Timed {

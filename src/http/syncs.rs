@@ -415,6 +415,16 @@ pub async fn push(
             params,
         },
     };
+    // Backpressure before the body is read: a full queue refuses a 1 GiB push without
+    // receiving it. (A soft limit: pushes received at once may all pass the last free place.)
+    let organization_id = caller.organization_id.clone();
+    let pool = state.pool.clone();
+    let queue_limits = state.queue_limits;
+    web::block(move || -> Result<(), AppError> {
+        let mut conn = pool.get()?;
+        check_queue_room(&mut conn, &organization_id, &queue_limits)
+    })
+    .await??;
     let received = {
         // Bounds the pushes whose bodies are being read (memory, spool space, threads).
         let _receiving = state
@@ -426,10 +436,8 @@ pub async fn push(
     };
     let organization_id = caller.organization_id.clone();
     let pool = state.write_pool.clone();
-    let queue_limits = state.queue_limits;
     let stored = web::block(move || -> Result<Stored<RunView>, AppError> {
         let mut conn = pool.get()?;
-        check_queue_room(&mut conn, &organization_id, &queue_limits)?;
         let stored = store_push(
             &mut conn,
             &organization_id,

@@ -62,16 +62,25 @@ fn queue_push(database_url: &str, organization_id: &str, users: Value) -> String
     }
 }
 
-#[test]
-fn a_small_push_of_another_organization_starts_before_the_first_ones_queue_drains() {
-    // Four big pushes of one organization, then one small push of another, all queued
-    // before the service starts, so that the worker sees the whole queue at once.
+/// A fresh database with two organizations, "first" and "second", and no service running yet.
+fn two_organizations() -> (
+    crate::helpers::TestDatabase,
+    hris_sync::store::organizations::CreatedOrganization,
+    hris_sync::store::organizations::CreatedOrganization,
+) {
     let database = crate::helpers::TestDatabase::new();
     let pool = hris_sync::store::connect(database.url(), 1).unwrap();
     let mut conn = pool.get().unwrap();
     let first = hris_sync::store::organizations::create(&mut conn, "first").unwrap();
     let second = hris_sync::store::organizations::create(&mut conn, "second").unwrap();
-    drop(conn);
+    (database, first, second)
+}
+
+#[test]
+fn a_small_push_of_another_organization_starts_before_the_first_ones_queue_drains() {
+    // Four big pushes of one organization, then one small push of another, all queued
+    // before the service starts, so that the worker sees the whole queue at once.
+    let (database, first, second) = two_organizations();
     let big: Vec<String> = (0..4)
         .map(|i| {
             queue_push(
@@ -184,12 +193,7 @@ fn a_run_that_meets_transient_faults_at_every_attempt_fails_after_the_last_one()
 #[test]
 fn a_pending_run_shows_how_many_runs_of_its_organization_go_before_it() {
     // Three pushes of one organization and one of another, queued before the service starts.
-    let database = crate::helpers::TestDatabase::new();
-    let pool = hris_sync::store::connect(database.url(), 1).unwrap();
-    let mut conn = pool.get().unwrap();
-    let first = hris_sync::store::organizations::create(&mut conn, "first").unwrap();
-    let second = hris_sync::store::organizations::create(&mut conn, "second").unwrap();
-    drop(conn);
+    let (database, first, second) = two_organizations();
     let queued: Vec<String> = (0..3)
         .map(|i| {
             queue_push(
