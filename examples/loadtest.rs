@@ -30,6 +30,9 @@ struct Options {
     organizations: usize,
     big_users: usize,
     max_requests: u64,
+    /// Requests per second across the small tenants' connections; 0: each connection sends
+    /// its next request as soon as the last one is answered.
+    rate: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         organizations: flag(&args, "--organizations").unwrap_or(4).max(2),
         big_users: flag(&args, "--big-users").unwrap_or(150_000),
         max_requests: flag(&args, "--max-requests").unwrap_or(2_000_000),
+        rate: flag(&args, "--rate").unwrap_or(0),
     };
     let server = Server::start()?;
     let outcome = run(&server, &options);
@@ -64,6 +68,9 @@ fn run(server: &Server, options: &Options) -> anyhow::Result<Report> {
     let client = Client::builder()
         .timeout(Duration::from_secs(600))
         .pool_max_idle_per_host(options.connections + 4)
+        // Below the server's 5 s keep-alive, so that a connection is never reused just as the
+        // server closes it.
+        .pool_idle_timeout(Duration::from_secs(4))
         .build()?;
     let tenants: Vec<Tenant> = (0..options.organizations)
         .map(|i| server.organization(&format!("tenant-{i}")))
@@ -84,10 +91,18 @@ fn run(server: &Server, options: &Options) -> anyhow::Result<Report> {
     let latencies: Arc<Mutex<BTreeMap<&'static str, Vec<f64>>>> = Arc::default();
     let errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let pace = match options.rate {
+        0 => "as fast as answered".to_owned(),
+        rate => format!("{rate} requests/s in all"),
+    };
     println!(
-        "load: {} s, {} connections, {} organizations (tenant-0 pushes {} people per full sync)",
+        "load: {} s, {} connections ({pace}), {} organizations (tenant-0 pushes {} people per full sync)",
         options.seconds, options.connections, options.organizations, options.big_users
     );
+    // With `--rate`, each connection has a slot every `interval` (a connection behind its
+    // slots sends at once). A request's time counts from when it is sent.
+    let interval = (options.rate > 0)
+        .then(|| Duration::from_secs_f64(options.connections as f64 / options.rate as f64));
 
     std::thread::scope(|scope| {
         let big = &tenants[0];
@@ -116,7 +131,16 @@ fn run(server: &Server, options: &Options) -> anyhow::Result<Report> {
             let max_requests = options.max_requests;
             scope.spawn(move || {
                 let mut sequence = 0u64;
+                // Slots spread over the first interval, so that connections do not send together.
+                let mut slot = Instant::now()
+                    + interval.map_or(Duration::ZERO, |i| {
+                        i.mul_f64(worker as f64 / options.connections as f64)
+                    });
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    if let Some(interval) = interval {
+                        std::thread::sleep(slot.saturating_duration_since(Instant::now()));
+                        slot += interval;
+                    }
                     if requests.fetch_add(1, Ordering::SeqCst) >= max_requests {
                         stop.store(true, Ordering::SeqCst);
                         break;
@@ -148,6 +172,9 @@ fn run(server: &Server, options: &Options) -> anyhow::Result<Report> {
             percentile(&samples, 0.99)
         );
     }
+    if let Err(error) = print_server_latency(&client, &server.base) {
+        println!("  (the server's own latency figures could not be read: {error})");
+    }
     let errors = errors.lock().expect("lock").clone();
     println!("errors: {}", errors.values().sum::<u64>());
     for (error, count) in &errors {
@@ -161,7 +188,7 @@ fn run(server: &Server, options: &Options) -> anyhow::Result<Report> {
         .map(|(error, count)| format!("{count} × {error}"))
         .collect();
     let settle_by = Instant::now() + Duration::from_secs(600);
-    let mut waits = Vec::new();
+    let mut waits = Waits::default();
     for tenant in &tenants {
         failures.extend(check_tenant(
             &client,
@@ -171,17 +198,33 @@ fn run(server: &Server, options: &Options) -> anyhow::Result<Report> {
             &mut waits,
         ));
     }
-    waits.sort_by(f64::total_cmp);
-    if !waits.is_empty() {
-        println!(
-            "small pushes, 202 → started: p50 {:.2} s, p99 {:.2} s, max {:.2} s ({} runs)",
-            percentile(&waits, 0.50),
-            percentile(&waits, 0.99),
-            waits.last().copied().unwrap_or_default(),
-            waits.len()
-        );
-    }
+    print_waits("small pushes, 202 → started", &mut waits.all);
+    print_waits(
+        "  of them, accepted with nothing of their organization ahead (queue_position 0)",
+        &mut waits.first_in_line,
+    );
     Ok(Report { failures })
+}
+
+/// How long small pushes waited between their 202 and their start.
+#[derive(Default)]
+struct Waits {
+    all: Vec<f64>,
+    first_in_line: Vec<f64>,
+}
+
+fn print_waits(what: &str, waits: &mut [f64]) {
+    if waits.is_empty() {
+        return;
+    }
+    waits.sort_by(f64::total_cmp);
+    println!(
+        "{what}: p50 {:.2} s, p99 {:.2} s, max {:.2} s ({} runs)",
+        percentile(waits, 0.50),
+        percentile(waits, 0.99),
+        waits.last().copied().unwrap_or_default(),
+        waits.len()
+    );
 }
 
 /// One request of a small tenant's client: a read, or (one in ten) a small push.
@@ -212,10 +255,7 @@ fn one_request(
         ),
         (_, Some(_)) => ("GET /v1/users", "/v1/users?limit=50".to_owned()),
     };
-    (
-        endpoint,
-        timed(get(client, base, tenant, &path).map(|_| ())),
-    )
+    (endpoint, timed(read(client, base, tenant, &path)))
 }
 
 /// Every accepted push of the tenant ended exactly once, runs started in arrival order, and
@@ -225,7 +265,7 @@ fn check_tenant(
     base: &str,
     tenant: &Tenant,
     settle_by: Instant,
-    waits: &mut Vec<f64>,
+    waits: &mut Waits,
 ) -> Vec<String> {
     let mut failures = Vec::new();
     let accepted = tenant.accepted.lock().expect("lock").clone();
@@ -265,7 +305,11 @@ fn check_tenant(
         }
         if run["source"] == "load-small" {
             if let Some(wait) = seconds_between(&run["created_at"], &run["started_at"]) {
-                waits.push(wait);
+                waits.all.push(wait);
+                let id = run["id"].as_str().unwrap_or_default();
+                if tenant.first_in_line.lock().expect("lock").contains_key(id) {
+                    waits.first_in_line.push(wait);
+                }
             }
         }
     }
@@ -301,6 +345,9 @@ struct Tenant {
     /// Distinct people pushed in accepted runs.
     people: Mutex<u64>,
     known: Mutex<HashMap<String, ()>>,
+    /// Runs accepted with no run of the tenant ahead of them (`queue_position` 0): their wait
+    /// is the wait for other tenants' runs only.
+    first_in_line: Mutex<HashMap<String, ()>>,
 }
 
 fn push(client: &Client, base: &str, tenant: &Tenant, body: &Value) -> anyhow::Result<String> {
@@ -312,6 +359,12 @@ fn push(client: &Client, base: &str, tenant: &Tenant, body: &Value) -> anyhow::R
     let status = response.status();
     ensure!(status.as_u16() == 202, "status {status}");
     let run: Value = response.json()?;
+    if run["queue_position"] == 0 {
+        if let Some(id) = run["id"].as_str() {
+            let mut first = tenant.first_in_line.lock().expect("lock");
+            first.insert(id.to_owned(), ());
+        }
+    }
     let mut known = tenant.known.lock().expect("lock");
     let mut people = tenant.people.lock().expect("lock");
     for user in body["users"].as_array().into_iter().flatten() {
@@ -324,6 +377,19 @@ fn push(client: &Client, base: &str, tenant: &Tenant, body: &Value) -> anyhow::R
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("no run id"))
+}
+
+/// A read as a client on another machine would make it: the whole answer is received, and
+/// not parsed here (the parsing would take the server's CPU on this shared machine).
+fn read(client: &Client, base: &str, tenant: &Tenant, path: &str) -> anyhow::Result<()> {
+    let response = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(&tenant.token)
+        .send()?;
+    let status = response.status();
+    ensure!(status.is_success(), "status {status}");
+    response.bytes()?;
+    Ok(())
 }
 
 fn get(client: &Client, base: &str, tenant: &Tenant, path: &str) -> anyhow::Result<Value> {
@@ -408,6 +474,39 @@ fn count_error(errors: &Mutex<BTreeMap<String, u64>>, error: String) {
     *errors.lock().expect("lock").entry(error).or_default() += 1;
 }
 
+/// The share of each read route's requests that took the server over 100 ms, from its own
+/// latency histogram (`/metrics`): what the server spent, without the time requests waited
+/// for this program's threads on the shared CPU.
+fn print_server_latency(client: &Client, base: &str) -> anyhow::Result<()> {
+    let text = client.get(format!("{base}/metrics")).send()?.text()?;
+    let sample = |name: &str, route: &str, extra: &str| -> Option<f64> {
+        text.lines()
+            .find(|line| {
+                line.contains(name)
+                    && line.contains("method=\"GET\"")
+                    && line.contains(&format!("route=\"{route}\""))
+                    && line.contains(extra)
+            })
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+    };
+    for route in [
+        "/v1/syncs",
+        "/v1/syncs/{id}",
+        "/v1/syncs/{id}/events",
+        "/v1/users",
+    ] {
+        let total = sample("http_request_duration_seconds_count", route, "");
+        let fast = sample("http_request_duration_seconds_bucket", route, "le=\"0.1\"");
+        if let (Some(total), Some(fast)) = (total, fast) {
+            println!(
+                "  server side, GET {route:<22} {:.2} % of {total} over 100 ms",
+                (total - fast) * 100.0 / total.max(1.0)
+            );
+        }
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -452,7 +551,10 @@ impl Server {
                 "--database-url",
                 &database_url,
             ])
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().context("piped stdout")?;
@@ -490,6 +592,7 @@ impl Server {
             accepted: Mutex::default(),
             people: Mutex::default(),
             known: Mutex::default(),
+            first_in_line: Mutex::default(),
         })
     }
 

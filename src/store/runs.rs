@@ -246,6 +246,44 @@ pub fn queue_position(conn: &mut DbConn, run: &RunRow) -> QueryResult<Option<i64
     Ok(Some(ahead))
 }
 
+/// An organization's queue as it stands, to give the positions of a page of runs with two
+/// queries rather than a count per run (see [`queue_position`] for what a position counts).
+pub struct OrganizationQueue {
+    /// Ids of the pending runs, in arrival order (ids are time-ordered).
+    pending: Vec<String>,
+    /// Runs running or awaiting approval.
+    holding: i64,
+}
+
+impl OrganizationQueue {
+    pub fn read(conn: &mut DbConn, organization_id: &str) -> QueryResult<OrganizationQueue> {
+        use diesel::dsl::count_star;
+        let pending = sync_runs::table
+            .filter(sync_runs::organization_id.eq(organization_id))
+            .filter(sync_runs::status.eq(RunStatus::Pending))
+            .order(sync_runs::id.asc())
+            .select(sync_runs::id)
+            .load(conn)?;
+        let holding = sync_runs::table
+            .filter(sync_runs::organization_id.eq(organization_id))
+            .filter(sync_runs::status.eq_any(holding()))
+            .select(count_star())
+            .get_result(conn)?;
+        Ok(OrganizationQueue { pending, holding })
+    }
+
+    /// The position of `run`, when it is pending.
+    pub fn position(&self, run: &RunRow) -> Option<i64> {
+        if run.status != RunStatus::Pending {
+            return None;
+        }
+        let ahead = self
+            .pending
+            .partition_point(|id| id.as_str() < run.id.as_str());
+        Some(self.holding + i64::try_from(ahead).unwrap_or(i64::MAX))
+    }
+}
+
 /// Who takes runs from the queue: an instance, and how long its claim on a run holds without
 /// being renewed.
 #[derive(Debug, Clone)]

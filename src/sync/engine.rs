@@ -12,8 +12,8 @@ use crate::store::models::{RunRow, TeamRow, UserRow};
 use crate::store::runs::log_line;
 use crate::store::settings::CurrentSettings;
 use crate::store::{
-    begin_bulk_write, end_bulk_write, events, now, payloads, runs, settings, teams, users,
-    write_transaction, DbConn,
+    begin_bulk_write, end_bulk_write, events, now, payloads, runs, settings,
+    size_page_cache_for_writes, teams, users, write_transaction, DbConn,
 };
 
 use crate::sync::apply::plan_and_write;
@@ -136,7 +136,7 @@ fn take_up(
     // Set once the approval is recorded in the transaction: a failure after it fails the
     // run, a failure before it leaves the run awaiting.
     let mut approval_recorded = false;
-    begin_bulk_write(conn, candidates.len())?;
+    begin_bulk_write(conn)?;
     let applied = write_transaction(conn, |conn| -> anyhow::Result<(Totals, RunStatus)> {
         let directory = Directory::new(
             users::load_directory(conn, &run.organization_id)?,
@@ -206,6 +206,7 @@ fn take_up(
                 }
             }
         };
+        size_page_cache_for_writes(conn, candidates.len())?;
         let totals = plan_and_write(
             conn,
             &run.organization_id,

@@ -216,6 +216,7 @@ fn drain_queue(
             }))
         });
         let _ = checkpoints.send(run.progress_total >= ANALYZE_AFTER_RECORDS);
+        crate::allocator::release_freed_memory();
         let error = match outcome {
             Ok(Ok(_)) => continue,
             Ok(Err(error)) => error,
