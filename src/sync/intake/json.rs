@@ -25,7 +25,7 @@ pub fn read<R: Read>(
                 for key in &raw.unknown_fields {
                     unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
                 }
-                stream.record(row, &raw);
+                stream.record(row, raw);
             }
             Err(error) => {
                 let (external_id, email) = serde_json::from_str::<&RawValue>(text)
@@ -125,6 +125,60 @@ mod tests {
         assert_eq!(second.external_id.as_deref(), Some("7"));
         assert_eq!(second.shown.email.as_deref(), Some("not an address"));
         assert_eq!(second.email_key, None);
+    }
+
+    #[test]
+    fn a_large_push_validated_on_a_second_thread_reads_exactly_as_when_validated_inline() {
+        // Valid records, invalid ones and unreadable ones, across several batches.
+        let records: Vec<String> = (0..10_000)
+            .map(|i| match i % 97 {
+                0 => format!(r#"{{"external_id": "E{i}", "phone": 1e999}}"#),
+                1 => format!(r#"{{"external_id": "E{i}", "email": "not an address"}}"#),
+                _ => format!(
+                    r#"{{"external_id": "E{i}", "email": "p{i}@example.com", "first_name": "A", "last_name": "B", "nick": 1}}"#
+                ),
+            })
+            .collect();
+        let body = format!(r#"{{"users": [{}]}}"#, records.join(","));
+        let settings = ProvisioningSettings::default();
+        let rules = Rules {
+            settings: &settings,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        let read = |expected: usize| {
+            let mut reported = Vec::new();
+            let read = read_records(
+                JSON_CONTENT_TYPE,
+                body.as_bytes(),
+                expected,
+                &rules,
+                &mut |count| reported.push(count),
+            )
+            .unwrap();
+            (read, reported)
+        };
+        let (inline, inline_progress) = read(0);
+        let (aside, aside_progress) = read(records.len());
+        assert_eq!(aside.candidates.len(), 10_000);
+        assert_eq!(
+            format!("{:?}", aside.candidates),
+            format!("{:?}", inline.candidates)
+        );
+        assert_eq!(aside.warnings, inline.warnings);
+        assert_eq!(aside_progress, [10_000]);
+        assert_eq!(inline_progress, [10_000]);
+        let rows: Vec<u32> = aside.candidates.iter().map(|c| c.row).collect();
+        assert!(rows.windows(2).all(|pair| pair[1] == pair[0] + 1));
+        let codes = |at: usize| -> Vec<IssueCode> {
+            aside.candidates[at].issues.iter().map(|i| i.code).collect()
+        };
+        assert_eq!(codes(97), [IssueCode::FIELD_TYPE_INVALID]);
+        assert!(
+            codes(98).contains(&IssueCode::EMAIL_INVALID),
+            "{:?}",
+            codes(98)
+        );
+        assert!(aside.candidates[99].email_key.is_some());
     }
 
     #[test]
