@@ -96,7 +96,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let queue = web::block(move || queue_depths(&pool))
         .await
         .unwrap_or_default();
-    let body = state.metrics.render(&state.pool.state(), &queue);
+    let pools = [
+        ("read", state.pool.state()),
+        ("write", state.write_pool.state()),
+    ];
+    let body = state.metrics.render(&pools, &queue);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)

@@ -46,9 +46,9 @@ impl Metrics {
         let pool = IntGaugeVec::new(
             Opts::new(
                 "db_pool_connections",
-                "Database pool connections by state (idle, in_use).",
+                "Database pool connections by pool (read: requests that read; write: pushes, approvals, settings and other requests that write) and state (idle, in_use).",
             ),
-            &["state"],
+            &["pool", "state"],
         )?;
         let runs_waiting = IntGaugeVec::new(
             Opts::new(
@@ -91,7 +91,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the pool state and the queue read now.
-    pub fn render(&self, pool: &diesel::r2d2::State, queue: &[QueueDepth]) -> String {
+    pub fn render(&self, pools: &[(&str, diesel::r2d2::State)], queue: &[QueueDepth]) -> String {
         for depth in queue {
             self.runs_waiting
                 .with_label_values(&[depth.status])
@@ -100,11 +100,13 @@ impl Metrics {
                 .with_label_values(&[depth.status])
                 .set(depth.oldest_age.as_secs_f64());
         }
-        let idle = i64::from(pool.idle_connections);
-        self.pool.with_label_values(&["idle"]).set(idle);
-        self.pool
-            .with_label_values(&["in_use"])
-            .set(i64::from(pool.connections) - idle);
+        for (name, pool) in pools {
+            let idle = i64::from(pool.idle_connections);
+            self.pool.with_label_values(&[name, "idle"]).set(idle);
+            self.pool
+                .with_label_values(&[name, "in_use"])
+                .set(i64::from(pool.connections) - idle);
+        }
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(%error, "cannot encode metrics");

@@ -49,10 +49,14 @@ fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
         text.contains("hris_sync_http_request_duration_seconds_bucket"),
         "{text}"
     );
-    assert!(
-        text.contains(r#"hris_sync_db_pool_connections{state="idle"}"#),
-        "{text}"
-    );
+    for pool in ["read", "write"] {
+        assert!(
+            text.contains(&format!(
+                r#"hris_sync_db_pool_connections{{pool="{pool}",state="idle"}}"#
+            )),
+            "{text}"
+        );
+    }
 }
 
 #[test]
