@@ -404,7 +404,8 @@ fn claim(
         .filter(sync_runs::status.eq(RunStatus::Pending.as_str()))
         .order(sync_runs::id)
         .select(sync_runs::id)
-        .first(conn)
+        .limit_inline(1)
+        .get_result(conn)
         .optional()?;
     if head.as_deref() != Some(run_id) {
         return Ok(None);
@@ -478,7 +479,7 @@ pub fn claim_holder(conn: &mut DbConn, run_id: &str) -> QueryResult<Option<Strin
         .find(run_id)
         .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
         .select(sync_runs::claimed_by)
-        .first::<Option<String>>(conn)
+        .get_result::<Option<String>>(conn)
         .optional()
         .map(Option::flatten)
 }
@@ -491,8 +492,8 @@ pub fn confirm_claim(conn: &mut DbConn, run_id: &str, holder: &str) -> QueryResu
         .find(run_id)
         .select((sync_runs::status, sync_runs::claimed_by));
     let found: Option<(String, Option<String>)> = match conn {
-        DbConn::Postgres(pg) => query.for_update().first(pg).optional()?,
-        DbConn::Sqlite(_) => query.first(conn).optional()?,
+        DbConn::Postgres(pg) => query.for_update().get_result(pg).optional()?,
+        DbConn::Sqlite(_) => query.get_result(conn).optional()?,
     };
     Ok(matches!(found, Some((status, claimed_by))
         if status == RunStatus::Running.as_str() && claimed_by.as_deref() == Some(holder)))
