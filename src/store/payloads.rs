@@ -169,6 +169,45 @@ impl Read for BodyReader {
     }
 }
 
+/// Reads any body's chunks back in order, decompressing one at a time (a spooled push read
+/// again before it is stored).
+pub struct ChunksReader<'a> {
+    body: &'a dyn PayloadChunks,
+    next: usize,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl<'a> ChunksReader<'a> {
+    pub fn new(body: &'a dyn PayloadChunks) -> ChunksReader<'a> {
+        ChunksReader {
+            body,
+            next: 0,
+            current: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for ChunksReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.next == self.body.chunk_count() {
+                return Ok(0);
+            }
+            let compressed = self.body.compressed_chunk(self.next)?;
+            self.next += 1;
+            self.current = lz4_flex::decompress_size_prepended(&compressed)
+                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+            self.at = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +220,11 @@ mod tests {
         let mut read = Vec::new();
         stored.into_reader().read_to_end(&mut read).unwrap();
         assert_eq!(read, body);
+        let mut again = Vec::new();
+        ChunksReader::new(&WholeBody(&body))
+            .read_to_end(&mut again)
+            .unwrap();
+        assert_eq!(again, body);
     }
 
     #[test]

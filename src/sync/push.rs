@@ -12,11 +12,14 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::domain::{check_text, SyncMode};
 use crate::error::FieldError;
+use crate::store::payloads::ChunksReader;
 use crate::store::runs::{self, Idempotency, NewRun, Stored};
 use crate::store::DbConn;
 use crate::sync::intake::csv::{check_upload, NOT_UTF8};
 pub use crate::sync::intake::JSON_CONTENT_TYPE;
 use crate::sync::spool::{BodyFailure, Spool, SpooledBody, SpoolingReader};
+
+mod envelope_scan;
 
 /// The source name when a push does not give one.
 pub const DEFAULT_SOURCE: &str = "api";
@@ -220,6 +223,28 @@ pub fn check_json_envelope<R: Read>(
             };
             vec![FieldError::new("", detail)]
         })?;
+    envelope_of(shape, max_records)
+}
+
+/// Checks a JSON push's envelope as [`check_json_envelope`] does, first with the faster
+/// [`envelope_scan`] of the body as it arrives; a body the scan leaves undecided is checked
+/// again, once spooled, by the streaming reader (`again`).
+fn check_json_envelope_fast<R: Read>(
+    body: R,
+    max_records: usize,
+) -> Option<Result<PushEnvelope, Vec<FieldError>>> {
+    match envelope_scan::scan(body) {
+        envelope_scan::Scan::Read(shape) => Some(envelope_of(shape, max_records)),
+        envelope_scan::Scan::Failed(error) => Some(Err(vec![FieldError::new(
+            "",
+            format!("the body is not valid JSON: {error}"),
+        )])),
+        envelope_scan::Scan::Undecided => None,
+    }
+}
+
+/// The checks of the envelope's fields, once its shape is read.
+fn envelope_of(shape: EnvelopeShape, max_records: usize) -> Result<PushEnvelope, Vec<FieldError>> {
     let mut errors = Vec::new();
 
     let source = match shape
@@ -446,15 +471,17 @@ pub fn receive<R: Read>(
                         checked.records, rules.max_records
                     )))
                 } else {
-                    Ok(PushEnvelope {
+                    Ok(Some(PushEnvelope {
                         source,
                         mode,
                         dry_run,
                         record_count: checked.records,
-                    })
+                    }))
                 }
             }),
-        _ => check_json_envelope(buffered, rules.max_records).map_err(PushRejected::Malformed),
+        _ => check_json_envelope_fast(buffered, rules.max_records)
+            .transpose()
+            .map_err(PushRejected::Malformed),
     };
     // A failure of the body itself explains whatever the checks made of it.
     if reader.failure().is_some() {
@@ -464,6 +491,12 @@ pub fn receive<R: Read>(
     let body = reader
         .finish()
         .map_err(|failure| body_rejection(kind, Some(failure)))?;
+    let envelope = match envelope {
+        Some(envelope) => envelope,
+        // The scan left the body to the streaming reader: it reads the spooled body again.
+        None => check_json_envelope(ChunksReader::new(&body), rules.max_records)
+            .map_err(PushRejected::Malformed)?,
+    };
     let body_hash = format!("{:032x}", body.hash());
     let (content_type, request_hash) = match kind {
         PushKind::Json => (JSON_CONTENT_TYPE.to_owned(), body_hash),
@@ -546,6 +579,133 @@ pub fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan's answer where it gives one, else the streaming reader's: what `receive` does.
+    fn checked_as_received(
+        body: &str,
+        max_records: usize,
+    ) -> (bool, Result<PushEnvelope, Vec<FieldError>>) {
+        match check_json_envelope_fast(body.as_bytes(), max_records) {
+            Some(checked) => (true, checked),
+            None => (false, check_json_envelope(body.as_bytes(), max_records)),
+        }
+    }
+
+    #[test]
+    fn the_fast_envelope_scan_answers_as_the_streaming_reader_on_every_body() {
+        let deep = format!("{}1{}", "[".repeat(130), "]".repeat(130));
+        let decided = [
+            r#"{"users": []}"#,
+            r#"{"users": [ ]}"#,
+            "{\n  \"source\": \"hr\",\n  \"users\": [\n    {\"external_id\": \"1\"} ,\n {}\n  ],\n  \"mode\": \"full\"\n}\n",
+            r#"{"mode": "full", "dry_run": true, "users": [{"a": "]\"[,{"}, {"b": [[1, {"c": []}]]}]}"#,
+            r#"{"users": [1, "a,]", null, [1, 2], {}, true, -1.5e3]}"#,
+            r#"{"users": [{}], "source": "x"}"#,
+            r#"{"us\u0065rs": [{}, 2]}"#,
+            r#"{"users": [{}, {}, {}]}"#,
+            r#"{"users": [{}], "mode": "sometimes"}"#,
+            r#"{"users": [{}], "source": "   "}"#,
+            r#"{"users": [{}], "dry_run": "yes"}"#,
+            r#"{"source": "hr"}"#,
+        ];
+        for body in decided {
+            let (fast, checked) = checked_as_received(body, 2);
+            assert!(fast, "the scan should decide {body}");
+            assert_eq!(checked, check_json_envelope(body.as_bytes(), 2), "{body}");
+        }
+        let deep_record = format!(r#"{{"users": [{{"a": {deep}}}]}}"#);
+        let left_to_the_reader = [
+            "",
+            "[]",
+            r#"{"users": [{},]}"#,
+            r#"{"users": [,{}]}"#,
+            r#"{"users": [{}"#,
+            r#"{"users": [{}]"#,
+            r#"{"users": {}}"#,
+            r#"{"users": "x"}"#,
+            r#"{"users": null}"#,
+            r#"{"users": [], "users": []}"#,
+            r#"{"users": [{}]} x"#,
+            r#"{"users": [1}]}"#,
+            r#"{"users": [{"a": "unterminated}]}"#,
+            r#"{"users": [{"a" 1}]}"#,
+            r#"{"users": [{}], "extra": {"users": [1]}}"#,
+            deep_record.as_str(),
+        ];
+        for body in left_to_the_reader {
+            let (fast, checked) = checked_as_received(body, 2);
+            assert!(
+                !fast,
+                "the scan should leave {body} to the streaming reader"
+            );
+            assert_eq!(checked, check_json_envelope(body.as_bytes(), 2), "{body}");
+        }
+    }
+
+    /// A body that arrives a few bytes at a time, as a network may deliver it.
+    struct Trickle<'a> {
+        body: &'a [u8],
+        piece: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.piece).min(self.body.len());
+            buf[..n].copy_from_slice(&self.body[..n]);
+            self.body = &self.body[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn records_cut_across_the_pieces_a_body_arrives_in_are_counted_once_each() {
+        let records: Vec<String> = (0..3_000)
+            .map(|i| match i % 3 {
+                0 => format!(r#"{{"external_id": "E{i}", "note": "a \"quoted\" ], {{ text"}}"#),
+                1 => format!(r#"{{"teams": [["x", {{"y": [{i}]}}]]}}"#),
+                _ => format!("{i}"),
+            })
+            .collect();
+        let body = format!(r#"{{"mode": "full", "users": [{}]}}"#, records.join(",\n"));
+        for piece in [7, 1_000, 1 << 20] {
+            let trickle = Trickle {
+                body: body.as_bytes(),
+                piece,
+            };
+            let checked = check_json_envelope_fast(trickle, 3_000).expect("decided");
+            assert_eq!(
+                checked,
+                check_json_envelope(body.as_bytes(), 3_000),
+                "piece {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_push_whose_envelope_the_scan_leaves_undecided_is_still_checked() {
+        let kind = PushKind::Json;
+        let rules = BodyRules {
+            max_bytes: 1024,
+            max_records: 3,
+            spool_dir: std::env::temp_dir(),
+        };
+        // Nested deeper than the scan follows, but within what serde reads.
+        let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+        let body = format!(r#"{{"users": [{{"a": {deep}}}, {{}}], "source": "hr"}}"#);
+        assert!(check_json_envelope_fast(body.as_bytes(), 3).is_none());
+        let push = receive(&kind, body.as_bytes(), &rules).unwrap();
+        assert_eq!(push.record_count, 2);
+        assert_eq!(push.source, "hr");
+        let Err(PushRejected::Malformed(errors)) =
+            receive(&kind, &br#"{"users": [{},]}"#[..], &rules)
+        else {
+            panic!("a trailing comma is refused");
+        };
+        assert!(
+            errors[0].detail.contains("not valid JSON") || errors[0].detail.contains("users"),
+            "{errors:?}"
+        );
+    }
 
     fn check_json_envelope_default(body: &str) -> Result<PushEnvelope, Vec<FieldError>> {
         check_json_envelope(body.as_bytes(), 10)
