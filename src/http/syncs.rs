@@ -470,11 +470,8 @@ pub async fn push(
             &received,
             idempotency_key.as_deref(),
         )
-        .map_err(rejection);
-        // This pooled thread may idle for long: the chunks it just copied go back now.
-        drop(received);
-        crate::allocator::release_freed_memory();
-        Ok(match stored? {
+        .map_err(rejection)?;
+        Ok(match stored {
             Stored::Created(run) => {
                 tracing::info!(run_id = %run.id, records = run.progress_total, content_type = %run.content_type, "push stored");
                 Stored::Created(RunView::read(&mut conn, run)?)
@@ -650,10 +647,7 @@ async fn receive_body(
         } else {
             Box::new(network)
         };
-        let received = receive(&kind, body, &rules);
-        // The spool's buffers were freed on this pooled thread, which may idle for long.
-        crate::allocator::release_freed_memory();
-        received
+        receive(&kind, body, &rules)
     });
     loop {
         let piece = match tokio::time::timeout(BODY_IDLE_TIMEOUT, payload.next()).await {
@@ -666,7 +660,8 @@ async fn receive_body(
             )),
         };
         let failed = piece.is_err();
-        // The thread stops reading as soon as the push is refused: its answer says why.
+        // The thread stops reading as soon as it refuses the push (too large, not UTF-8; a JSON
+        // body that is not valid JSON is read to its end): its answer says why.
         if pieces.send(piece).await.is_err() || failed {
             break;
         }

@@ -257,18 +257,26 @@ pub struct OrganizationQueue {
 
 impl OrganizationQueue {
     pub fn read(conn: &mut DbConn, organization_id: &str) -> QueryResult<OrganizationQueue> {
-        use diesel::dsl::count_star;
-        let pending = sync_runs::table
+        // One statement, so that a run moving from pending to running is counted once.
+        let queued: Vec<(String, RunStatus)> = sync_runs::table
             .filter(sync_runs::organization_id.eq(organization_id))
-            .filter(sync_runs::status.eq(RunStatus::Pending))
+            .filter(
+                sync_runs::status
+                    .eq(RunStatus::Pending)
+                    .or(sync_runs::status.eq_any(holding())),
+            )
             .order(sync_runs::id.asc())
-            .select(sync_runs::id)
+            .select((sync_runs::id, sync_runs::status))
             .load(conn)?;
-        let holding = sync_runs::table
-            .filter(sync_runs::organization_id.eq(organization_id))
-            .filter(sync_runs::status.eq_any(holding()))
-            .select(count_star())
-            .get_result(conn)?;
+        let mut holding = 0;
+        let mut pending = Vec::with_capacity(queued.len());
+        for (id, status) in queued {
+            if status == RunStatus::Pending {
+                pending.push(id);
+            } else {
+                holding += 1;
+            }
+        }
         Ok(OrganizationQueue { pending, holding })
     }
 

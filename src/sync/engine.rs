@@ -153,6 +153,8 @@ fn take_up(
         let mut seats = Seats::new(settings.seat_limit, &directory);
         let order = check_approval_flow(&mut candidates, &directory, mode, today, &mut seats);
         phases.mark("directory_and_approval_checks");
+        // From here the run writes (an approval first deletes its preview's report).
+        size_page_cache_for_writes(conn, candidates.len())?;
         let changing: Vec<String> = order
             .iter()
             .filter_map(|&index| candidates[index].record.as_ref())
@@ -206,7 +208,6 @@ fn take_up(
                 }
             }
         };
-        size_page_cache_for_writes(conn, candidates.len())?;
         let totals = plan_and_write(
             conn,
             &run.organization_id,

@@ -78,8 +78,11 @@ pub fn read_records<R: Read>(
         )));
     };
     std::thread::scope(|scope| {
-        let validator =
-            (expected_records >= VALIDATE_ASIDE_FROM).then(|| Validator::start(scope, rules));
+        let validator = if expected_records >= VALIDATE_ASIDE_FROM {
+            Validator::start(scope, rules)
+        } else {
+            None
+        };
         let mut stream = RecordStream::new(rules, progress, validator);
         stream.reserve(expected_records);
         let warnings = match format {
@@ -122,33 +125,40 @@ struct Validator {
 }
 
 impl Validator {
+    /// `None` when no thread can be started: records are then validated as they are read.
     fn start<'scope, 'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         rules: &'env Rules<'env>,
-    ) -> Validator {
+    ) -> Option<Validator> {
         let (batches, arriving) = mpsc::sync_channel::<Vec<Item>>(BATCHES_IN_FLIGHT);
         let (returned, validated) = mpsc::channel();
-        scope.spawn(move || {
-            for batch in arriving {
-                let candidates: Vec<Candidate> = batch
-                    .into_iter()
-                    .map(|item| match item {
-                        Item::Read(row, raw) => validate(row, &raw, rules),
-                        Item::Ready(candidate) => candidate,
-                    })
-                    .collect();
-                // The reader stopped (the push is unreadable): nothing more to do.
-                if returned.send(candidates).is_err() {
-                    break;
+        let started = std::thread::Builder::new()
+            .name("run-validator".into())
+            .spawn_scoped(scope, move || {
+                for batch in arriving {
+                    let candidates: Vec<Candidate> = batch
+                        .into_iter()
+                        .map(|item| match item {
+                            Item::Read(row, raw) => validate(row, &raw, rules),
+                            Item::Ready(candidate) => candidate,
+                        })
+                        .collect();
+                    // The reader stopped (the push is unreadable): nothing more to do.
+                    if returned.send(candidates).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
-        Validator {
+            });
+        if let Err(error) = started {
+            tracing::warn!(%error, "cannot start a thread to validate records; validating them as they are read");
+            return None;
+        }
+        Some(Validator {
             batches,
             validated,
             batch: Vec::with_capacity(BATCH),
             in_flight: 0,
-        }
+        })
     }
 }
 
@@ -185,12 +195,7 @@ impl<'r, 'p> RecordStream<'r, 'p> {
 
     /// A record read at `row` (its position in a JSON push, its line in a CSV file).
     pub fn record(&mut self, row: u32, raw: RawRecord) {
-        if self.validator.is_some() {
-            self.put(Item::Read(row, raw));
-        } else {
-            let candidate = validate(row, &raw, self.rules);
-            self.put(Item::Ready(candidate));
-        }
+        self.put(Item::Read(row, raw));
     }
 
     /// A record that cannot be read: it gets `issue` and nothing else, and the rest of the
@@ -232,9 +237,11 @@ impl<'r, 'p> RecordStream<'r, 'p> {
     fn put(&mut self, item: Item) {
         self.records += 1;
         let Some(validator) = &mut self.validator else {
-            if let Item::Ready(candidate) = item {
-                self.add(vec![candidate]);
-            }
+            let candidate = match item {
+                Item::Ready(candidate) => candidate,
+                Item::Read(row, raw) => validate(row, &raw, self.rules),
+            };
+            self.add(vec![candidate]);
             return;
         };
         validator.batch.push(item);
@@ -248,6 +255,8 @@ impl<'r, 'p> RecordStream<'r, 'p> {
             validator.in_flight -= 1;
             returned.push(candidates);
         }
+        // A send fails only if the thread died (it panicked): the scope then panics when the
+        // read ends, and the run fails as a panicked run does.
         let sent = validator.batches.send(batch).is_ok();
         validator.in_flight += usize::from(sent);
         for candidates in returned {

@@ -1,7 +1,7 @@
 //! The fast path of a JSON push's envelope check. The body is scanned in pieces; each record
 //! of `users` is cut out and read by serde from its own slice, and the rest of the body (the
-//! envelope, with an empty `users` list) is read whole at the end. serde's streaming reader
-//! took ~100 ms for the envelope of a 100,000-record push; this takes ~25 ms.
+//! envelope, with an empty `users` list) is read whole at the end. Receiving a 32 MB push of
+//! 100,000 records (spooling included) went from ~120 to ~70 ms.
 //!
 //! It only answers for a body it fully understood. Anything else — a body that is not valid
 //! JSON, a `users` that is not a list, nesting deeper than [`MAX_DEPTH`], a large envelope —
@@ -24,8 +24,9 @@ const MAX_DEPTH: u32 = 64;
 /// Envelope text (the body without its records) kept at most.
 const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 
-/// A record longer than this is left to the streaming reader (which keeps nothing of it).
-const MAX_ELEMENT_BYTES: usize = 8 * 1024 * 1024;
+/// A record longer than this is left to the streaming reader (which keeps nothing of it), so
+/// that a push being received holds little more than a read piece and one record.
+const MAX_ELEMENT_BYTES: usize = 1024 * 1024;
 
 /// The bytes that matter inside a record outside its strings.
 const STRUCTURAL: [bool; 256] = {
