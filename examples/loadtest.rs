@@ -389,27 +389,31 @@ fn push(client: &Client, base: &str, tenant: &Tenant, body: &Value) -> anyhow::R
         .ok_or_else(|| anyhow!("no run id"))
 }
 
-/// A read as a client on another machine would make it: the whole answer is received, and
-/// not parsed here (the parsing would take the server's CPU on this shared machine).
-fn read(client: &Client, base: &str, tenant: &Tenant, path: &str) -> anyhow::Result<()> {
+/// A successful answer to a GET of `path` as the tenant.
+fn fetch(
+    client: &Client,
+    base: &str,
+    tenant: &Tenant,
+    path: &str,
+) -> anyhow::Result<reqwest::blocking::Response> {
     let response = client
         .get(format!("{base}{path}"))
         .bearer_auth(&tenant.token)
         .send()?;
     let status = response.status();
     ensure!(status.is_success(), "status {status}");
-    response.bytes()?;
+    Ok(response)
+}
+
+/// A read as a client on another machine would make it: the whole answer is received, and
+/// not parsed here (the parsing would take the server's CPU on this shared machine).
+fn read(client: &Client, base: &str, tenant: &Tenant, path: &str) -> anyhow::Result<()> {
+    fetch(client, base, tenant, path)?.bytes()?;
     Ok(())
 }
 
 fn get(client: &Client, base: &str, tenant: &Tenant, path: &str) -> anyhow::Result<Value> {
-    let response = client
-        .get(format!("{base}{path}"))
-        .bearer_auth(&tenant.token)
-        .send()?;
-    let status = response.status();
-    ensure!(status.is_success(), "status {status}");
-    Ok(response.json()?)
+    Ok(fetch(client, base, tenant, path)?.json()?)
 }
 
 fn list_all(

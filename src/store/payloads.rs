@@ -134,27 +134,31 @@ impl StoredBody {
     pub fn into_reader(self) -> BodyReader {
         BodyReader {
             chunks: self.chunks,
-            current: Vec::new(),
-            at: 0,
+            current: Decompressed::default(),
         }
     }
 }
 
-/// Reads a stored body: at most one chunk is decompressed at a time.
-#[derive(Debug)]
-pub struct BodyReader {
-    chunks: VecDeque<Vec<u8>>,
-    current: Vec<u8>,
+/// The chunk being read, decompressed, and how much of it was read.
+#[derive(Debug, Default)]
+struct Decompressed {
+    bytes: Vec<u8>,
     at: usize,
 }
 
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.current.len() {
-            let Some(compressed) = self.chunks.pop_front() else {
+impl Decompressed {
+    /// Reads on from the current chunk; once it is used up, decompresses the one `next` gives
+    /// (`None`: the body ends).
+    fn read(
+        &mut self,
+        buf: &mut [u8],
+        mut next: impl FnMut() -> io::Result<Option<Vec<u8>>>,
+    ) -> io::Result<usize> {
+        while self.at == self.bytes.len() {
+            let Some(compressed) = next()? else {
                 return Ok(0);
             };
-            self.current = lz4_flex::decompress_size_prepended(&compressed).map_err(|error| {
+            self.bytes = lz4_flex::decompress_size_prepended(&compressed).map_err(|error| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("a stored chunk of the body is corrupt: {error}"),
@@ -162,10 +166,24 @@ impl Read for BodyReader {
             })?;
             self.at = 0;
         }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        let n = buf.len().min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+/// Reads a stored body: at most one chunk is decompressed at a time.
+#[derive(Debug)]
+pub struct BodyReader {
+    chunks: VecDeque<Vec<u8>>,
+    current: Decompressed,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let chunks = &mut self.chunks;
+        self.current.read(buf, || Ok(chunks.pop_front()))
     }
 }
 
@@ -174,8 +192,7 @@ impl Read for BodyReader {
 pub struct ChunksReader<'a> {
     body: &'a dyn PayloadChunks,
     next: usize,
-    current: Vec<u8>,
-    at: usize,
+    current: Decompressed,
 }
 
 impl<'a> ChunksReader<'a> {
@@ -183,28 +200,22 @@ impl<'a> ChunksReader<'a> {
         ChunksReader {
             body,
             next: 0,
-            current: Vec::new(),
-            at: 0,
+            current: Decompressed::default(),
         }
     }
 }
 
 impl Read for ChunksReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.current.len() {
-            if self.next == self.body.chunk_count() {
-                return Ok(0);
+        let (body, next) = (self.body, &mut self.next);
+        self.current.read(buf, || {
+            if *next == body.chunk_count() {
+                return Ok(None);
             }
-            let compressed = self.body.compressed_chunk(self.next)?;
-            self.next += 1;
-            self.current = lz4_flex::decompress_size_prepended(&compressed)
-                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-            self.at = 0;
-        }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+            let compressed = body.compressed_chunk(*next)?;
+            *next += 1;
+            Ok(Some(compressed))
+        })
     }
 }
 

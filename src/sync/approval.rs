@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use crate::catalogue::IssueCode;
 use crate::domain::{ApprovalProcess, Role, Severity, SyncMode, UserState};
 use crate::sync::candidate::{Candidate, Issue, Links, Patch};
-use crate::sync::directory::{role_of, state_of, Directory};
+use crate::sync::directory::Directory;
 use crate::sync::seats::Seats;
 
 /// Checks the approval flow and returns the order in which records can be applied: every
@@ -136,7 +136,7 @@ impl Graph<'_> {
             None if self.mode == SyncMode::Incremental => {
                 let user = &self.directory.users[node - candidates.len()];
                 // An archived user approves nobody: the chain ends there.
-                if state_of(user) == UserState::Archived {
+                if user.state == UserState::Archived {
                     return None;
                 }
                 self.directory.manager_external_id(user)?
@@ -208,7 +208,10 @@ fn check_own_rules(candidates: &mut [Candidate], graph: &Graph<'_>) {
             }
         }
         let existing = graph.directory.by_external_id(external_id);
-        let role = links.role.or(existing.map(role_of)).unwrap_or(Role::Member);
+        let role = links
+            .role
+            .or(existing.map(|user| user.role))
+            .unwrap_or(Role::Member);
         if let (Role::Guest, Some(process)) = (role, links.approval_process) {
             if process != ApprovalProcess::AllTrips {
                 issues.push(Issue::new(
@@ -238,7 +241,7 @@ fn check_new_guests_have_no_reports(candidates: &mut [Candidate], graph: &Graph<
             }
             let existing = directory.by_external_id(&record.external_id);
             record.role == Some(Role::Guest)
-                && existing.is_some_and(|user| role_of(user) != Role::Guest)
+                && existing.is_some_and(|user| user.role != Role::Guest)
         })
         .collect();
     if becoming_guests.is_empty() {
@@ -249,10 +252,7 @@ fn check_new_guests_have_no_reports(candidates: &mut [Candidate], graph: &Graph<
         let (Some(manager_id), Some(external_id)) = (&user.manager_id, &user.external_id) else {
             continue;
         };
-        let stays = matches!(
-            state_of(user),
-            UserState::Active | UserState::PendingArchive
-        );
+        let stays = matches!(user.state, UserState::Active | UserState::PendingArchive);
         let repointed = graph.push.get(external_id).is_some_and(|&index| {
             candidates[index]
                 .record
@@ -451,7 +451,7 @@ fn push_manager_issues(
         .links
         .as_ref()
         .and_then(|links| links.role)
-        .or(existing.map(role_of))
+        .or(existing.map(|user| user.role))
         .unwrap_or(Role::Member);
     let row = theirs.row;
     let mut issues = Vec::new();
@@ -520,10 +520,10 @@ fn directory_manager_issues(manager: &str, graph: &Graph<'_>) -> Vec<Issue> {
             format!("The manager {manager:?} is neither in this push nor in the directory."),
         )];
     };
-    if role_of(user) == Role::Guest {
+    if user.role == Role::Guest {
         return vec![guest_issue(manager)];
     }
-    let gone = match state_of(user) {
+    let gone = match user.state {
         UserState::Archived => Some("is archived"),
         UserState::PendingArchive => Some("is being offboarded"),
         _ if graph.mode == SyncMode::Full => Some("is not in this full sync and will be archived"),

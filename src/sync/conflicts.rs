@@ -3,7 +3,7 @@
 use crate::catalogue::IssueCode;
 use crate::domain::UserState;
 use crate::sync::candidate::{Candidate, Issue};
-use crate::sync::directory::{state_of, Directory};
+use crate::sync::directory::Directory;
 
 /// Flags records whose e-mail address belongs to another user of the directory.
 pub fn check_email_owners(candidates: &mut [Candidate], directory: &Directory) {
@@ -19,7 +19,7 @@ pub fn check_email_owners(candidates: &mut [Candidate], directory: &Directory) {
         }
         let email = candidate.shown.email.clone().unwrap_or_default();
         let owner_name = describe_owner(owner);
-        let issue = match state_of(owner) {
+        let issue = match owner.state {
             UserState::Invited => Issue::new(
                 IssueCode::USER_EXISTS_IN_INVITED_STATE,
                 "email",

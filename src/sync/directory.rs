@@ -3,7 +3,6 @@
 use ahash::AHashMap as HashMap;
 use hashbrown::HashTable;
 
-use crate::domain::{Role, UserState};
 use crate::store::models::{DirectoryEntry, TeamRow};
 
 pub struct Directory {
@@ -114,14 +113,4 @@ impl Directory {
         let manager = self.by_id(user.manager_id.as_deref()?)?;
         manager.external_id.as_deref()
     }
-}
-
-/// The state of a stored user (a typed column: a stored word outside the set fails the load
-/// of the directory, it is never read as some default).
-pub fn state_of(user: &DirectoryEntry) -> UserState {
-    user.state
-}
-
-pub fn role_of(user: &DirectoryEntry) -> Role {
-    user.role
 }

@@ -19,7 +19,7 @@ use crate::store::{
 use crate::sync::apply::plan_and_write;
 use crate::sync::approval::check_approval_flow;
 use crate::sync::conflicts::check_email_owners;
-use crate::sync::directory::{state_of, Directory};
+use crate::sync::directory::Directory;
 use crate::sync::duplicates::mark_duplicates;
 use crate::sync::faults::{classify, Fault};
 use crate::sync::gate::{self, ApprovalReason, PlannedChanges};
@@ -182,7 +182,7 @@ fn take_up(
         let active_before = directory
             .users
             .iter()
-            .filter(|user| state_of(user) == UserState::Active)
+            .filter(|user| user.state == UserState::Active)
             .count();
         let gate = match &purpose {
             Purpose::Approve(decision) => {

@@ -10,11 +10,10 @@ use diesel::QueryResult;
 use crate::domain::{PendingArchiveReason, UserState};
 use crate::store::models::DirectoryEntry;
 use crate::store::{now, organizations, users, write_transaction, DbConn};
-use crate::sync::directory::state_of;
 
 /// Why a user is pending_archive; users marked before reasons were kept waited for trips.
 pub fn pending_reason(user: &DirectoryEntry) -> Option<PendingArchiveReason> {
-    (state_of(user) == UserState::PendingArchive).then(|| {
+    (user.state == UserState::PendingArchive).then(|| {
         user.pending_archive_reason
             .as_deref()
             .and_then(|reason| PendingArchiveReason::parse(reason).ok())

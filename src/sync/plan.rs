@@ -21,7 +21,7 @@ use crate::store::models::{DirectoryEntry, TeamRow, UserRow};
 use crate::store::new_id;
 use crate::sync::candidate::{Candidate, Issue, Patch, Record, Shown};
 use crate::sync::condition::row_values;
-use crate::sync::directory::{state_of, Directory};
+use crate::sync::directory::Directory;
 use crate::sync::grace::{grace_ends, is_expired, pending_reason};
 use crate::sync::groups::{matching_groups, no_group_match};
 use crate::sync::perimeter;
@@ -89,7 +89,7 @@ pub fn needs_full_row(record: &Record, existing: &DirectoryEntry, today: NaiveDa
 fn is_known_unchanged(record: &Record, existing: &DirectoryEntry, today: NaiveDate) -> bool {
     let same_record = existing.source_hash.as_deref() == Some(record.fingerprint.as_str());
     let settled = matches!(
-        (record.is_leaving(today), state_of(existing)),
+        (record.is_leaving(today), existing.state),
         (false, UserState::Active) | (true, UserState::Archived)
     );
     same_record && settled
@@ -385,7 +385,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         changes: &mut Vec<Change>,
         issues: &mut Vec<Issue>,
     ) -> (UserState, UserState) {
-        let before = state_of(existing);
+        let before = existing.state;
         let after = match (offboard, before) {
             (true, UserState::Archived) => UserState::Archived,
             (true, _) if existing.upcoming_trips > 0 => {
@@ -756,7 +756,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             {
                 continue;
             }
-            let before = state_of(existing);
+            let before = existing.state;
             let before_reason = pending_reason(existing);
             let offboarding = match (before, before_reason) {
                 (UserState::PendingArchive, Some(PendingArchiveReason::MissingFromFullSync)) => {

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use crate::catalogue::IssueCode;
 use crate::domain::UserState;
 use crate::sync::candidate::{Candidate, Issue};
-use crate::sync::directory::{state_of, Directory};
+use crate::sync::directory::Directory;
 
 /// The seats left for a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,7 @@ impl Seats {
             .iter()
             .filter(|user| {
                 matches!(
-                    state_of(user),
+                    user.state,
                     UserState::Active | UserState::Invited | UserState::PendingArchive
                 )
             })
@@ -63,7 +63,7 @@ impl Seats {
         }
         let verb = match directory.by_external_id(&record.external_id) {
             None => "created",
-            Some(user) if state_of(user) == UserState::Archived => "reactivated",
+            Some(user) if user.state == UserState::Archived => "reactivated",
             Some(_) => return,
         };
         match self.limit {
