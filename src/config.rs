@@ -66,6 +66,9 @@ pub struct TestHooks {
     /// Fail this many apply attempts (in total, over every run) with a transient fault, as a
     /// busy database would, before letting them through.
     pub transient_faults: TransientFaults,
+    /// Plan every run, even a push recognised as unchanged (`sync::unchanged`): the reference
+    /// the differential test compares recognised runs with.
+    pub plan_every_run: bool,
 }
 
 /// A countdown of transient faults to inject, shared by every clone of the hooks.

@@ -101,6 +101,7 @@ impl Application {
         };
         let worker_pool = own_pool(WORKER_POOL_SIZE)?;
         let write_pool = own_pool(WRITE_POOL_SIZE)?;
+        let metrics = Arc::new(Metrics::new()?);
         let worker = Worker::start(
             worker_pool,
             WorkerSettings {
@@ -112,10 +113,10 @@ impl Application {
                 max_run_attempts: config.max_run_attempts,
                 retry_backoff: config.retry_backoff,
                 hooks: config.test_hooks.clone(),
+                recognised_unchanged: metrics.recognised_unchanged(),
             },
         )
         .context("cannot start the run worker")?;
-        let metrics = Arc::new(Metrics::new()?);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             write_pool: write_pool.clone(),

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -13,6 +14,8 @@ pub struct Metrics {
     pool: IntGaugeVec,
     runs_waiting: IntGaugeVec,
     oldest_run_age: prometheus::GaugeVec,
+    /// Incremented by the run worker (see [`Metrics::recognised_unchanged`]).
+    recognised_unchanged: IntCounter,
 }
 
 /// Runs in an unfinished state, as `/metrics` reports them.
@@ -64,6 +67,11 @@ impl Metrics {
             ),
             &["status"],
         )?;
+        let recognised_unchanged = IntCounter::new(
+            "sync_runs_recognised_unchanged_total",
+            "Runs of this instance finished as unchanged without their records being parsed: every record was the text last applied cleanly to a user of its own (see the README, \"Unchanged pushes\").",
+        )?;
+        registry.register(Box::new(recognised_unchanged.clone()))?;
         registry.register(Box::new(runs_waiting.clone()))?;
         registry.register(Box::new(oldest_run_age.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -76,7 +84,13 @@ impl Metrics {
             pool,
             runs_waiting,
             oldest_run_age,
+            recognised_unchanged,
         })
+    }
+
+    /// The counter of runs recognised as unchanged, for the run worker to increment.
+    pub fn recognised_unchanged(&self) -> IntCounter {
+        self.recognised_unchanged.clone()
     }
 
     /// `route` is the matched pattern (`/v1/syncs/{id}`), never the raw path, to keep the

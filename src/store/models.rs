@@ -130,6 +130,9 @@ pub struct UserRow {
     /// When the user became `pending_archive`, and why (`PendingArchiveReason`).
     pub pending_archive_since: Option<String>,
     pub pending_archive_reason: Option<String>,
+    /// The stamp of the record text last applied cleanly (see `sync::unchanged`); cleared by
+    /// the database whenever the row is written otherwise.
+    pub text_stamp: Option<String>,
 }
 
 impl UserRow {
@@ -171,6 +174,7 @@ impl UserRow {
             groups: "[]".to_owned(),
             pending_archive_since: None,
             pending_archive_reason: None,
+            text_stamp: None,
         }
     }
 }
@@ -196,6 +200,20 @@ pub struct DirectoryEntry {
     pub groups: String,
     pub pending_archive_since: Option<String>,
     pub pending_archive_reason: Option<String>,
+    /// See [`UserRow::text_stamp`].
+    pub text_stamp: Option<String>,
+}
+
+/// A user as recognising an unchanged push sees them (see `sync::unchanged`).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct StampedUser {
+    pub id: String,
+    pub manager_id: Option<String>,
+    pub state: UserState,
+    /// `YYYY-MM-DD`.
+    pub end_date: Option<String>,
+    pub text_stamp: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -117,6 +117,7 @@ diesel::table! {
         groups -> Text,
         pending_archive_since -> Nullable<Text>,
         pending_archive_reason -> Nullable<Text>,
+        text_stamp -> Nullable<Text>,
     }
 }
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use crate::store::limit::LimitInline;
 
 use crate::domain::{search_fold, PendingArchiveReason, UserState};
-use crate::store::models::{DirectoryEntry, UserRow};
+use crate::store::models::{DirectoryEntry, StampedUser, UserRow};
 use crate::store::schema::users;
 use crate::store::{now, DbConn};
 
@@ -150,17 +150,18 @@ pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
                 users::groups.eq(&row.groups),
                 users::pending_archive_since.eq(&row.pending_archive_since),
                 users::pending_archive_reason.eq(&row.pending_archive_reason),
+                users::text_stamp.eq(&row.text_stamp),
             ))
             .execute(conn)?;
     }
     Ok(())
 }
 
-/// Rows per `UPDATE … FROM (VALUES …)`: 24 parameters a row, under PostgreSQL's 65,535.
+/// Rows per `UPDATE … FROM (VALUES …)`: 28 parameters a row, under PostgreSQL's 65,535.
 const POSTGRES_UPDATE_CHUNK: usize = 1_000;
 
 /// The columns [`update_all`] writes, in the order of the VALUES rows (all text).
-const UPDATED_COLUMNS: [&str; 25] = [
+const UPDATED_COLUMNS: [&str; 26] = [
     "external_id",
     "email",
     "email_key",
@@ -186,6 +187,7 @@ const UPDATED_COLUMNS: [&str; 25] = [
     "\"groups\"",
     "pending_archive_since",
     "pending_archive_reason",
+    "text_stamp",
 ];
 
 /// One statement for many rows, every value a bound parameter:
@@ -249,7 +251,8 @@ fn update_chunk_postgres(conn: &mut diesel::PgConnection, rows: &[UserRow]) -> Q
             .bind::<Nullable<Text>, _>(&row.archived_at)
             .bind::<Text, _>(&row.groups)
             .bind::<Nullable<Text>, _>(&row.pending_archive_since)
-            .bind::<Nullable<Text>, _>(&row.pending_archive_reason);
+            .bind::<Nullable<Text>, _>(&row.pending_archive_reason)
+            .bind::<Nullable<Text>, _>(&row.text_stamp);
     }
     let updated = query.execute(conn)?;
     if updated != rows.len() {
@@ -258,6 +261,74 @@ fn update_chunk_postgres(conn: &mut diesel::PgConnection, rows: &[UserRow]) -> Q
         ));
     }
     Ok(())
+}
+
+/// Writes (or, with `None`, clears) the text stamps of users a run found unchanged (see
+/// `sync::unchanged`), and nothing else of their rows. SQLite: a cached prepared UPDATE per user; PostgreSQL: one
+/// `UPDATE … FROM (VALUES …)` per thousand users.
+pub fn set_text_stamps(
+    conn: &mut DbConn,
+    organization_id: &str,
+    stamps: &[(String, Option<String>)],
+) -> QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(_) => {
+            for (id, stamp) in stamps {
+                diesel::update(of_organization(organization_id).filter(users::id.eq(id)))
+                    .set(users::text_stamp.eq(stamp))
+                    .execute(conn)?;
+            }
+        }
+        DbConn::Postgres(pg) => {
+            for chunk in stamps.chunks(IDS_PER_QUERY) {
+                set_text_stamps_postgres(pg, organization_id, chunk)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `UPDATE users SET text_stamp = v.text_stamp FROM (VALUES ($2, $3), …) AS v(id, text_stamp)
+/// WHERE users.organization_id = $1 AND users.id = v.id`.
+fn set_text_stamps_postgres(
+    conn: &mut diesel::PgConnection,
+    organization_id: &str,
+    stamps: &[(String, Option<String>)],
+) -> QueryResult<()> {
+    use diesel::pg::Pg;
+    use diesel::sql_types::{Nullable, Text};
+    use std::fmt::Write;
+
+    if stamps.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from("UPDATE users SET text_stamp = v.text_stamp FROM (VALUES ");
+    for row in 0..stamps.len() {
+        let separator = if row == 0 { "" } else { ", " };
+        let _ = write!(
+            sql,
+            "{separator}(${}::text, ${}::text)",
+            2 * row + 2,
+            2 * row + 3
+        );
+    }
+    sql.push_str(") AS v(id, text_stamp) WHERE users.organization_id = $1 AND users.id = v.id");
+    let mut query = diesel::sql_query(sql)
+        .into_boxed::<Pg>()
+        .bind::<Text, _>(organization_id);
+    for (id, stamp) in stamps {
+        query = query.bind::<Text, _>(id).bind::<Nullable<Text>, _>(stamp);
+    }
+    query.execute(conn).map(|_| ())
+}
+
+/// What recognising an unchanged push reads of each user of the organization that is not
+/// archived (see `sync::unchanged`).
+pub fn load_stamped(conn: &mut DbConn, organization_id: &str) -> QueryResult<Vec<StampedUser>> {
+    of_organization(organization_id)
+        .filter(users::state.ne(UserState::Archived.as_str()))
+        .select(StampedUser::as_select())
+        .load(conn)
 }
 
 /// Filters of `GET /v1/users`.

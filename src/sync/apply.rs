@@ -35,6 +35,8 @@ pub struct Batch {
     pending_archive: Vec<String>,
     /// Users missing from a full sync, pending_archive for the grace period.
     grace: Vec<String>,
+    /// Text stamps of users the run leaves unchanged (`None` clears one).
+    stamped: Vec<(String, Option<String>)>,
     events: Vec<EventRow>,
 }
 
@@ -46,6 +48,7 @@ impl Batch {
             + self.archived.len()
             + self.pending_archive.len()
             + self.grace.len()
+            + self.stamped.len()
             + self.events.len()
     }
 }
@@ -105,6 +108,7 @@ fn write_batches(
             statistics_checked = true;
         }
         users::update_all(conn, &batch.updated)?;
+        users::set_text_stamps(conn, organization_id, &batch.stamped)?;
         users::set_state(
             conn,
             organization_id,
@@ -239,6 +243,14 @@ impl Sink for DatabaseSink<'_> {
                 (UserState::PendingArchive, _) => self.batch.pending_archive.push(user_id),
                 (other, _) => return Err(anyhow!("a run does not move users to {other}")),
             }
+        }
+        self.flush_when_full()
+    }
+
+    fn stamp(&mut self, user_id: &str, stamp: Option<String>) -> anyhow::Result<()> {
+        // Not a change of the directory: not counted by the failure hook.
+        if !self.dry_run {
+            self.batch.stamped.push((user_id.to_owned(), stamp));
         }
         self.flush_when_full()
     }

@@ -100,6 +100,9 @@ pub struct Candidate {
     /// external id is valid), so that a skipped record still gets every one of its issues.
     pub links: Option<Links>,
     pub issues: Vec<Issue>,
+    /// The hash of the record's exact text (`unchanged::text_hash`), when the run may stamp the
+    /// user with it: a JSON record without unknown fields.
+    pub text_hash: Option<u128>,
 }
 
 /// A record's place in the approval flow, as far as its fields could be read.
@@ -128,6 +131,7 @@ impl Candidate {
                 message: format!("The record cannot be read: {reason}."),
                 team: None,
             }],
+            text_hash: None,
         }
     }
 

@@ -96,6 +96,7 @@ mod tests {
             record: None,
             links: None,
             issues: Vec::new(),
+            text_hash: None,
         }
     }
 

@@ -28,6 +28,7 @@ use crate::sync::lifecycle::{self, Decision, LifecycleError, Planned};
 use crate::sync::perimeter::check_new_records;
 use crate::sync::plan::{needs_full_row, plan, Event, PlanContext, Sink, Totals};
 use crate::sync::seats::Seats;
+use crate::sync::unchanged::{finish_if_unchanged, StampContext};
 use crate::sync::validate::Rules;
 
 /// Why the engine takes up a run.
@@ -51,15 +52,46 @@ enum Gate {
     Wait(Vec<ApprovalReason>),
 }
 
-/// Processes a claimed (`running`) run to its final status, or to `awaiting_approval`.
-/// Errors are those of the run's bookkeeping itself (the database is gone); a run that cannot
-/// be applied ends `failed` with a log line instead.
+/// How a claimed run was processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Processed {
+    pub status: RunStatus,
+    /// Finished as unchanged without its records being read (see `sync::unchanged`).
+    pub recognised_unchanged: bool,
+}
+
+/// Processes a claimed (`running`) run to its final status, or to `awaiting_approval`: a
+/// push recognised as unchanged is finished at once (`sync::unchanged`), any other is
+/// planned. Errors are those of the run's bookkeeping itself (the database is gone); a run
+/// that cannot be applied ends `failed` with a log line instead.
 pub fn process_run(
     conn: &mut DbConn,
     run: &RunRow,
     hooks: &TestHooks,
-) -> anyhow::Result<RunStatus> {
-    take_up(conn, run, hooks, Purpose::Process)
+) -> anyhow::Result<Processed> {
+    let started = std::time::Instant::now();
+    let recognised = if hooks.plan_every_run {
+        None
+    } else {
+        finish_if_unchanged(conn, run)?
+    };
+    if let Some(status) = recognised {
+        tracing::info!(
+            records = run.progress_total,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            %status,
+            "run finished: every record is the one last applied, unchanged"
+        );
+        return Ok(Processed {
+            status,
+            recognised_unchanged: true,
+        });
+    }
+    let status = take_up(conn, run, hooks, Purpose::Process)?;
+    Ok(Processed {
+        status,
+        recognised_unchanged: false,
+    })
 }
 
 /// Applies a run awaiting approval (see [`Purpose::Approve`]): it ends `approved`, or
@@ -178,6 +210,7 @@ fn take_up(
             directory: &directory,
             full_rows: &full_rows,
             settings: &settings,
+            stamps: StampContext::new(&settings),
         };
         let active_before = directory
             .users
@@ -355,6 +388,10 @@ impl Sink for Discard {
         _: UserState,
         _: Option<PendingArchiveReason>,
     ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn stamp(&mut self, _: &str, _: Option<String>) -> Result<(), Self::Error> {
         Ok(())
     }
 

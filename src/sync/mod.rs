@@ -24,5 +24,6 @@ pub mod seats;
 pub mod spool;
 #[cfg(test)]
 mod test_fixtures;
+pub mod unchanged;
 pub mod validate;
 pub mod worker;

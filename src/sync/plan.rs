@@ -25,6 +25,7 @@ use crate::sync::directory::Directory;
 use crate::sync::grace::{grace_ends, is_expired, pending_reason};
 use crate::sync::groups::{matching_groups, no_group_match};
 use crate::sync::perimeter;
+use crate::sync::unchanged::StampContext;
 
 /// One field's change, `old` → `new` (`null` when empty).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,6 +64,9 @@ pub trait Sink {
         state: UserState,
         reason: Option<PendingArchiveReason>,
     ) -> Result<(), Self::Error>;
+    /// Stamps a user the run leaves unchanged with the text of their record, or clears their
+    /// stamp (`None`), without touching the rest of the row (see `sync::unchanged`).
+    fn stamp(&mut self, user_id: &str, stamp: Option<String>) -> Result<(), Self::Error>;
     fn event(&mut self, event: Event) -> Result<(), Self::Error>;
 }
 
@@ -78,6 +82,8 @@ pub struct PlanContext<'a> {
     pub full_rows: &'a HashMap<String, UserRow>,
     /// The provisioning rules the plan follows: groups, perimeter, grace period.
     pub settings: &'a ProvisioningSettings,
+    /// How the users whose records apply cleanly are stamped (see `sync::unchanged`).
+    pub stamps: StampContext,
 }
 
 /// False when the record is the one last applied to the user and the user is in the state
@@ -289,6 +295,14 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         if is_known_unchanged(record, existing, self.context.today) {
             self.totals.counts.unchanged += 1;
             let no_group = self.has_rules_but_no_group(&existing.groups);
+            let stamp = if existing.state == UserState::Active {
+                self.clean_stamp(candidate, &no_group)
+            } else {
+                None
+            };
+            if stamp != existing.text_stamp {
+                self.sink.stamp(&existing.id, stamp)?;
+            }
             return self.finish_record(candidate, no_group, &existing.id);
         }
         let Some(full) = self.context.full_rows.get(&existing.id) else {
@@ -331,6 +345,11 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
             || manager_change.is_some()
             || teams_change.is_some()
             || groups_change.is_some();
+        user.text_stamp = if after == UserState::Active {
+            self.clean_stamp(candidate, &extra_issues)
+        } else {
+            None
+        };
         if changed {
             user.updated_at = self.context.now.to_owned();
             match action {
@@ -359,6 +378,8 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
                 // Same values, but the record's fingerprint is new (first sync after an
                 // upgrade, say): remember it, so that the next identical push is a fast one.
                 self.sink.update_user(user)?;
+            } else if full.text_stamp != user.text_stamp {
+                self.sink.stamp(&user.id, user.text_stamp)?;
             }
         }
         self.finish_record(candidate, extra_issues, &existing.id)
@@ -451,6 +472,15 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         }
     }
 
+    /// The stamp of the record's text (see `sync::unchanged`) when it applies cleanly: no
+    /// issue of its own, none found while planning it, no unknown field. The caller checks
+    /// that the user is active after the run.
+    fn clean_stamp(&self, candidate: &Candidate, found: &[Issue]) -> Option<String> {
+        let hash = candidate.text_hash?;
+        (candidate.issues.is_empty() && found.is_empty())
+            .then(|| self.context.stamps.stored_stamp(hash))
+    }
+
     /// The external id of the user's manager as planned so far (a manager this run creates
     /// included).
     fn manager_external_id_of(&self, user: &UserRow) -> Option<String> {
@@ -518,6 +548,7 @@ impl<'a, 'c, S: Sink> Planner<'a, 'c, S> {
         let mut user = user;
         let mut found = Vec::new();
         let groups_change = self.assign_groups(&mut user, &mut found);
+        user.text_stamp = self.clean_stamp(candidate, &found);
         self.created_ids
             .insert(record.external_id.clone(), id.clone());
         self.created_external_ids

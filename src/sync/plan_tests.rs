@@ -60,6 +60,7 @@ fn context<'a>(
         directory,
         full_rows,
         settings: &DEFAULT_SETTINGS,
+        stamps: StampContext::new(&DEFAULT_SETTINGS),
     }
 }
 
@@ -1109,6 +1110,10 @@ impl Sink for ReportOnly {
         Ok(())
     }
 
+    fn stamp(&mut self, _: &str, _: Option<String>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
     fn event(&mut self, event: Event) -> Result<(), Self::Error> {
         self.events.push(event);
         Ok(())
@@ -1412,4 +1417,104 @@ fn a_user_waiting_for_the_grace_period_is_restored_by_a_run_that_contains_them()
     );
     assert_eq!(totals.counts.updated, 1);
     assert_eq!(totals.issues.total, 0);
+}
+
+// Text stamps (see `sync::unchanged`)
+
+/// Candidates of `records`, each with the text hash given (as the JSON reader would set).
+fn hashed(records: Vec<(Value, Option<u128>)>) -> Vec<Candidate> {
+    let (records, hashes): (Vec<Value>, Vec<Option<u128>>) = records.into_iter().unzip();
+    candidates(records)
+        .into_iter()
+        .zip(hashes)
+        .map(|(candidate, text_hash)| Candidate {
+            text_hash,
+            ..candidate
+        })
+        .collect()
+}
+
+fn stamp(text_hash: u128) -> Option<String> {
+    Some(StampContext::new(&DEFAULT_SETTINGS).stored_stamp(text_hash))
+}
+
+#[test]
+fn a_new_user_is_stamped_only_when_their_record_applies_without_any_issue() {
+    let records = hashed(vec![
+        (person("E1", json!({})), Some(1)),
+        // A warning: applied, but with an issue.
+        (person("E2", json!({"custom_fields": {"nope": 1}})), Some(2)),
+        // Unknown fields (no text hash): applied, with a line in the run's log.
+        (person("E3", json!({})), None),
+    ]);
+    let Outcome { sink, .. } =
+        run_candidates(SyncMode::Full, &[], &[], records, |_, _| HashMap::new());
+
+    let stamps: Vec<(Option<&str>, Option<String>)> = sink
+        .created
+        .iter()
+        .map(|user| (user.external_id.as_deref(), user.text_stamp.clone()))
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            (Some("E1"), stamp(1)),
+            (Some("E2"), None),
+            (Some("E3"), None)
+        ]
+    );
+    assert_eq!(issue_codes(&sink), ["CUSTOM_FIELD_UNKNOWN"]);
+}
+
+#[test]
+fn an_unchanged_user_is_stamped_once_and_a_stamp_no_longer_earned_is_cleared() {
+    let record = person("E1", json!({}));
+    let known = |text_stamp: Option<String>| {
+        let mut row = stored("u-1", "E1");
+        row.source_hash = Some(fingerprint(&candidates(vec![record.clone()])[0]));
+        row.text_stamp = text_stamp;
+        row
+    };
+    let plan_one = |row: UserRow, text_hash: Option<u128>| {
+        let records = hashed(vec![(record.clone(), text_hash)]);
+        run_candidates(
+            SyncMode::Full,
+            std::slice::from_ref(&row),
+            &[],
+            records,
+            |_, _| HashMap::from([(row.id.clone(), row.clone())]),
+        )
+    };
+
+    let first = plan_one(known(None), Some(7));
+    assert_eq!(first.totals.counts.unchanged, 1);
+    assert_eq!(first.sink.stamps, [("u-1".to_owned(), stamp(7))]);
+    assert!(first.sink.updated.is_empty() && first.sink.events.is_empty());
+
+    let again = plan_one(known(stamp(7)), Some(7));
+    assert!(again.sink.stamps.is_empty(), "{:?}", again.sink.stamps);
+
+    let other_text = plan_one(known(stamp(7)), Some(8));
+    assert_eq!(other_text.sink.stamps, [("u-1".to_owned(), stamp(8))]);
+
+    let not_stampable = plan_one(known(stamp(7)), None);
+    assert_eq!(not_stampable.sink.stamps, [("u-1".to_owned(), None)]);
+}
+
+#[test]
+fn an_updated_user_takes_the_stamp_of_the_record_that_changed_them() {
+    let rows = [stored("u-1", "E1")];
+    let records = hashed(vec![(
+        person("E1", json!({"first_name": "Grace"})),
+        Some(3),
+    )]);
+    let Outcome { sink, totals } = run_candidates(
+        SyncMode::Full,
+        &rows,
+        &[],
+        records,
+        |candidates, directory| full_rows(candidates, directory, &rows),
+    );
+    assert_eq!(totals.counts.updated, 1);
+    assert_eq!(sink.updated[0].text_stamp, stamp(3));
 }

@@ -167,6 +167,7 @@ pub fn entry(row: &UserRow) -> DirectoryEntry {
         groups: row.groups.clone(),
         pending_archive_since: row.pending_archive_since.clone(),
         pending_archive_reason: row.pending_archive_reason.clone(),
+        text_stamp: row.text_stamp.clone(),
     }
 }
 
@@ -214,6 +215,8 @@ pub struct RecordingSink {
     pub states: Vec<(String, UserState)>,
     /// The reason given with each of `states`.
     pub reasons: Vec<Option<PendingArchiveReason>>,
+    /// Stamp-only writes: the user and the stamp (`None` clears it).
+    pub stamps: Vec<(String, Option<String>)>,
     pub events: Vec<Event>,
 }
 
@@ -243,6 +246,11 @@ impl Sink for RecordingSink {
     ) -> Result<(), Infallible> {
         self.states.push((user_id.to_owned(), state));
         self.reasons.push(reason);
+        Ok(())
+    }
+
+    fn stamp(&mut self, user_id: &str, stamp: Option<String>) -> Result<(), Infallible> {
+        self.stamps.push((user_id.to_owned(), stamp));
         Ok(())
     }
 

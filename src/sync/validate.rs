@@ -249,6 +249,7 @@ pub fn validate(row: u32, raw: &RawRecord, rules: &Rules<'_>) -> Candidate {
         record,
         links,
         issues,
+        text_hash: None,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct WorkerSettings {
     /// Wait before the first retry after a transient fault (doubled at each further one).
     pub retry_backoff: Duration,
     pub hooks: TestHooks,
+    /// Counts the runs finished as unchanged without their records being read (`/metrics`).
+    pub recognised_unchanged: prometheus::IntCounter,
 }
 
 pub struct Worker {
@@ -218,7 +220,12 @@ fn drain_queue(
         let _ = checkpoints.send(run.progress_total >= ANALYZE_AFTER_RECORDS);
         crate::allocator::release_freed_memory();
         let error = match outcome {
-            Ok(Ok(_)) => continue,
+            Ok(Ok(processed)) => {
+                if processed.recognised_unchanged {
+                    settings.recognised_unchanged.inc();
+                }
+                continue;
+            }
             Ok(Err(error)) => error,
             Err(_) => anyhow::anyhow!("the run's processing panicked"),
         };

@@ -25,4 +25,5 @@ mod sync_directory;
 mod sync_push;
 mod sync_reports;
 mod sync_validation;
+mod unchanged_pushes;
 mod users;

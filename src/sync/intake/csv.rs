@@ -485,7 +485,7 @@ pub fn read<R: Read>(
             stream.unreadable(line, field_count_issue(line, record.len(), columns.len()));
             continue;
         }
-        stream.record(line, raw_record(&record, &columns));
+        stream.record(line, raw_record(&record, &columns), None);
     }
     if stream.is_empty() {
         return Err(Unreadable(NO_DATA.to_owned()));

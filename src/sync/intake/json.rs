@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use crate::sync::intake::json_records::for_each_record;
 use crate::sync::intake::{RecordStream, Unreadable};
 use crate::sync::record::{recover_identity, RawRecord};
+use crate::sync::unchanged::text_hash;
 
 /// Reads the `users` of a stored JSON push into `stream`, one record at a time: each record is
 /// cut out of the body as it is read (`json_records`) and read on its own, so that one that
@@ -25,7 +26,9 @@ pub fn read<R: Read>(
                 for key in &raw.unknown_fields {
                     unknown_fields.entry(key.clone()).or_insert((0, row)).0 += 1;
                 }
-                stream.record(row, raw);
+                // A record with unknown fields adds a line to the run's log: never stamped.
+                let hash = raw.unknown_fields.is_empty().then(|| text_hash(text));
+                stream.record(row, raw, hash);
             }
             Err(error) => {
                 let (external_id, email) = serde_json::from_str::<&RawValue>(text)

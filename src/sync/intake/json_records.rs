@@ -102,20 +102,31 @@ pub fn for_each_record<R: Read>(mut body: R, mut each: impl FnMut(&str)) -> Resu
 impl Scanner {
     /// Scans `text[from..]`, adding the range of each record that ends there.
     fn scan(&mut self, text: &[u8], from: usize, records: &mut Vec<Range<usize>>) {
-        for (at, &byte) in text.iter().enumerate().skip(from) {
+        let mut at = from;
+        while at < text.len() {
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
-                } else if byte == b'\\' {
+                    at += 1;
+                    continue;
+                }
+                // Strings are most of a push: jump to the next quote or backslash.
+                let Some(offset) = memchr::memchr2(b'"', b'\\', &text[at..]) else {
+                    return;
+                };
+                at += offset;
+                if text[at] == b'\\' {
                     self.escaped = true;
-                } else if byte == b'"' {
+                } else {
                     self.in_string = false;
                     if let Some(start) = self.key_start.take() {
                         self.users_key = is_users(&text[start..at]);
                     }
                 }
+                at += 1;
                 continue;
             }
+            let byte = text[at];
             let in_users = self.depth == 2 && self.users == Users::Inside;
             match byte {
                 b'"' => {
@@ -175,6 +186,7 @@ impl Scanner {
                     }
                 }
             }
+            at += 1;
         }
     }
 }

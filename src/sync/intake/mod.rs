@@ -96,6 +96,19 @@ pub fn read_records<R: Read>(
     })
 }
 
+/// A record validated, with the hash of its text.
+fn validate_with_hash(
+    row: u32,
+    raw: &RawRecord,
+    text_hash: Option<u128>,
+    rules: &Rules<'_>,
+) -> Candidate {
+    Candidate {
+        text_hash,
+        ..validate(row, raw, rules)
+    }
+}
+
 /// Records handed to the validating thread at a time.
 const BATCH: usize = 1024;
 
@@ -110,7 +123,7 @@ const VALIDATE_ASIDE_FROM: usize = 4 * BATCH;
 /// A record on its way to the validating thread: read, or already a candidate (a record that
 /// could not be read), so that the candidates come back in the order of the push.
 enum Item {
-    Read(u32, RawRecord),
+    Read(u32, RawRecord, Option<u128>),
     Ready(Candidate),
 }
 
@@ -139,7 +152,9 @@ impl Validator {
                     let candidates: Vec<Candidate> = batch
                         .into_iter()
                         .map(|item| match item {
-                            Item::Read(row, raw) => validate(row, &raw, rules),
+                            Item::Read(row, raw, text_hash) => {
+                                validate_with_hash(row, &raw, text_hash, rules)
+                            }
                             Item::Ready(candidate) => candidate,
                         })
                         .collect();
@@ -193,9 +208,10 @@ impl<'r, 'p> RecordStream<'r, 'p> {
         self.candidates.reserve(records);
     }
 
-    /// A record read at `row` (its position in a JSON push, its line in a CSV file).
-    pub fn record(&mut self, row: u32, raw: RawRecord) {
-        self.put(Item::Read(row, raw));
+    /// A record read at `row` (its position in a JSON push, its line in a CSV file), with the
+    /// hash of its text when the run may stamp the user with it (see `sync::unchanged`).
+    pub fn record(&mut self, row: u32, raw: RawRecord, text_hash: Option<u128>) {
+        self.put(Item::Read(row, raw, text_hash));
     }
 
     /// A record that cannot be read: it gets `issue` and nothing else, and the rest of the
@@ -239,7 +255,9 @@ impl<'r, 'p> RecordStream<'r, 'p> {
         let Some(validator) = &mut self.validator else {
             let candidate = match item {
                 Item::Ready(candidate) => candidate,
-                Item::Read(row, raw) => validate(row, &raw, self.rules),
+                Item::Read(row, raw, text_hash) => {
+                    validate_with_hash(row, &raw, text_hash, self.rules)
+                }
             };
             self.add(vec![candidate]);
             return;

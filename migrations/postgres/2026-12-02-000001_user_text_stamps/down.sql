@@ -1,0 +1,5 @@
+DROP TRIGGER users_text_stamp_follows_manager ON users;
+DROP FUNCTION users_text_stamp_follows_manager();
+DROP TRIGGER users_text_stamp_cleared_by_other_writes ON users;
+DROP FUNCTION users_text_stamp_cleared_by_other_writes();
+ALTER TABLE users DROP COLUMN text_stamp;
