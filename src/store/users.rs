@@ -264,8 +264,8 @@ fn update_chunk_postgres(conn: &mut diesel::PgConnection, rows: &[UserRow]) -> Q
 }
 
 /// Writes (or, with `None`, clears) the text stamps of users a run found unchanged (see
-/// `sync::unchanged`), and nothing else of their rows. SQLite: a cached prepared UPDATE per user; PostgreSQL: one
-/// `UPDATE … FROM (VALUES …)` per thousand users.
+/// `sync::unchanged`), and nothing else of their rows. SQLite: a cached prepared UPDATE per
+/// user; PostgreSQL: one `UPDATE … FROM (VALUES …)` per thousand users.
 pub fn set_text_stamps(
     conn: &mut DbConn,
     organization_id: &str,
@@ -319,7 +319,13 @@ fn set_text_stamps_postgres(
     for (id, stamp) in stamps {
         query = query.bind::<Text, _>(id).bind::<Nullable<Text>, _>(stamp);
     }
-    query.execute(conn).map(|_| ())
+    let updated = query.execute(conn)?;
+    if updated != stamps.len() {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!("{} of {} users to stamp were found", updated, stamps.len()).into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What recognising an unchanged push reads of each user of the organization that is not
@@ -329,6 +335,23 @@ pub fn load_stamped(conn: &mut DbConn, organization_id: &str) -> QueryResult<Vec
         .filter(users::state.ne(UserState::Archived.as_str()))
         .select(StampedUser::as_select())
         .load(conn)
+}
+
+/// Users of the organization whose manager is not a user of the organization: what the
+/// foreign key on `manager_id` forbids, counted in one statement for a run that wrote without
+/// the per-row check (see [`crate::store::begin_bulk_write`]). The managers are looked up in
+/// the order of the manager index, so each lookup lands next to the last.
+pub fn count_missing_managers(conn: &mut DbConn, organization_id: &str) -> QueryResult<i64> {
+    let managers = diesel::alias!(users as managers);
+    of_organization(organization_id)
+        .filter(users::manager_id.is_not_null())
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            managers
+                .filter(managers.field(users::organization_id).eq(organization_id))
+                .filter(managers.field(users::id).nullable().eq(users::manager_id)),
+        )))
+        .count()
+        .get_result(conn)
 }
 
 /// Filters of `GET /v1/users`.

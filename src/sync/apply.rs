@@ -135,6 +135,15 @@ fn write_batches(
         )?;
         events::insert_all(conn, &batch.events)?;
     }
+    // The keys the connection did not check row by row (SQLite, see begin_bulk_write).
+    if matches!(conn, DbConn::Sqlite(_)) {
+        let missing = users::count_missing_managers(conn, organization_id)?;
+        if missing > 0 {
+            return Err(anyhow!(
+                "{missing} user(s) would be left with a manager who does not exist"
+            ));
+        }
+    }
     // A run applied outside the queue (not `running` under a claim) has no claim to check.
     if let Some(holder) = holder {
         if !runs::confirm_claim(conn, run_id, &holder)? {
@@ -248,7 +257,8 @@ impl Sink for DatabaseSink<'_> {
     }
 
     fn stamp(&mut self, user_id: &str, stamp: Option<String>) -> anyhow::Result<()> {
-        // Not a change of the directory: not counted by the failure hook.
+        // Changes no value anyone reads of the user: not counted by the failure hook, which
+        // counts the directory's changes.
         if !self.dry_run {
             self.batch.stamped.push((user_id.to_owned(), stamp));
         }

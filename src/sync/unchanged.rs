@@ -2,28 +2,31 @@
 //!
 //! A run stamps every user whose record it applied cleanly — no issue of any severity, no
 //! unknown field, the user active after the run — with a hash of the record's exact text and
-//! of what else decides how that text applies: the organization's settings version and this
-//! engine's version ([`StampContext`]). The database keeps a stamp honest: any other write of
-//! the row clears it, and so does a change of what the checks read of the user's manager
-//! (triggers of the migration `user_text_stamps`).
+//! of what else decides how that text applies: the organization's settings (the document
+//! itself) and this build's sources ([`StampContext`]). The database keeps a stamp honest: any
+//! other write of the row clears it, and so does a change of what the checks read of the
+//! user's manager (triggers of the migration `user_text_stamps`).
 //!
-//! A push is then recognised as unchanged ([`recognise`]) when each of its records carries
-//! the stamp of a different user, and nothing outside the records can make the run do
+//! A push is then recognised as unchanged ([`finish_if_unchanged`]) when each of its records
+//! carries the stamp of a different user, and nothing outside the records can make the run do
 //! anything: every such user is active and not past an end date, their managers are users the
-//! push names too and follow no loop, a full sync names every user who is not archived (none
-//! is offboarded), and the approval settings would not hold a run that changes nothing. Such
-//! a run would plan every record as unchanged, with no issue and no report line, so it is
-//! finished as that without reading a record: a 100,000-person re-push costs a scan of its
-//! text and a read of one stamp per user, not a parse, a validation and a diff of each record.
+//! push names too and follow no loop, nobody the push does not name would be acted on (a full
+//! sync names every active user, and no offboarding waits), and the approval settings would
+//! not hold a run that changes nothing. Such a run would plan every record as unchanged, with
+//! no issue and no report line, so it is finished as that without reading a record: a
+//! 100,000-person re-push costs a scan of its text and a read of one stamp per user, not a
+//! parse, a validation and a diff of each record.
 //!
 //! Why each record's text alone is enough: validation depends on the text, the settings and
 //! the day, and only an end date can make a valid record of yesterday mean something else
 //! today (a date of birth in the past stays in the past), which the end-date check covers;
 //! the checks across records (duplicates, e-mail owners, managers, loops, seats, the
 //! perimeter) concern new people, other people's records or managers, which the conditions
-//! above rule out.
+//! above rule out. Instances whose clocks disagree on the day around midnight UTC could
+//! disagree on a date of birth of that very day; nothing else reads the clock.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ahash::AHashMap as HashMap;
 use anyhow::anyhow;
@@ -31,8 +34,8 @@ use chrono::{NaiveDate, Utc};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed, xxh3_64};
 
 use crate::domain::{
-    ApprovalSettings, IssueTotals, ProvisioningSettings, RunCounts, RunStatus, RunSummary,
-    SyncMode, UserState,
+    ApprovalMode, ApprovalSettings, IssueTotals, ProvisioningSettings, RunCounts, RunStatus,
+    RunSummary, SyncMode, UserState,
 };
 use crate::store::models::{RunRow, StampedUser};
 use crate::store::settings::CurrentSettings;
@@ -43,9 +46,10 @@ use crate::sync::intake::json_records::for_each_record;
 use crate::sync::intake::Format;
 use crate::sync::lifecycle::{self, Planned};
 
-/// Changed whenever how a record's text applies changes while the package version does not,
-/// so that stamps written before no longer match.
-const STAMP_FORMAT: &str = "text-stamp-1";
+/// The fingerprint of this build's sources and migrations (`build.rs`): a build that may apply
+/// a record differently never recognises a record stamped by another one (after a deploy, the
+/// first push of each organization is planned, and stamps its users again).
+const ENGINE: &str = env!("HRIS_SYNC_SOURCE_HASH");
 
 /// The hash of a record's exact text, as the reader cut it out of the push.
 pub fn text_hash(text: &str) -> u128 {
@@ -60,14 +64,13 @@ pub struct StampContext {
 
 impl StampContext {
     /// The organization's settings (validation rules, custom fields, group rules, perimeter,
-    /// seats…, every one of them: the document itself, not its version number) and this
-    /// engine's version.
+    /// seats…: the document itself, not its version number) and this build ([`ENGINE`]).
     pub fn new(settings: &ProvisioningSettings) -> StampContext {
-        let document = serde_json::to_string(settings).unwrap_or_default();
-        let context = format!(
-            "{STAMP_FORMAT}\u{1}{}\u{1}{document}",
-            env!("CARGO_PKG_VERSION")
-        );
+        // Settings that cannot be written out get a seed of their own, which nothing stamped
+        // before or after matches: nothing is recognised rather than too much.
+        let document =
+            serde_json::to_string(settings).unwrap_or_else(|_| uuid::Uuid::now_v7().to_string());
+        let context = format!("text-stamp\u{1}{ENGINE}\u{1}{document}");
         StampContext {
             seed: xxh3_64(context.as_bytes()),
         }
@@ -86,12 +89,18 @@ impl StampContext {
 
 /// Finishes a claimed run as unchanged when its push is recognised as such (see the module);
 /// `None` when the run must be planned. A dry run, a CSV upload and a run the approval
-/// settings would hold are always planned.
+/// settings hold whatever it does are always planned.
 pub fn finish_if_unchanged(conn: &mut DbConn, run: &RunRow) -> anyhow::Result<Option<RunStatus>> {
     if run.dry_run || Format::of(&run.content_type) != Some(Format::Json) {
         return Ok(None);
     }
     let CurrentSettings { settings, version } = settings::current(conn, &run.organization_id)?;
+    if settings.approval.mode == ApprovalMode::Always {
+        return Ok(None);
+    }
+    // As when a run is planned: the claim is read as the work starts, and must still hold
+    // when the run ends.
+    let holder = runs::claim_holder(conn, &run.id)?;
     let context = StampContext::new(&settings);
     let body = payloads::load(conn, &run.id)?;
     let situation = Situation {
@@ -99,13 +108,20 @@ pub fn finish_if_unchanged(conn: &mut DbConn, run: &RunRow) -> anyhow::Result<Op
         today: Utc::now().date_naive(),
         approval: &settings.approval,
     };
+    let give_up = AtomicBool::new(false);
     std::thread::scope(|scope| {
         // The push is scanned on a second thread while the directory is read.
         let scan = std::thread::Builder::new()
             .name("run-stamps".into())
-            .spawn_scoped(scope, move || push_stamps(body.into_reader(), context))?;
-        write_transaction(conn, |conn| -> anyhow::Result<Option<RunStatus>> {
+            .spawn_scoped(scope, || push_stamps(body.into_reader(), context, &give_up))?;
+        let finished = write_transaction(conn, |conn| -> anyhow::Result<Option<RunStatus>> {
             let directory = users::load_stamped(conn, &run.organization_id)?;
+            let stamped = directory.iter().filter(|u| u.text_stamp.is_some()).count();
+            if stamped < usize::try_from(run.progress_total).unwrap_or(usize::MAX) {
+                // Fewer stamps than records (a first sync, say): no need to read the push.
+                give_up.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
             let stamps = scan
                 .join()
                 .map_err(|_| anyhow!("the thread reading the push's stamps panicked"))?;
@@ -115,9 +131,8 @@ pub fn finish_if_unchanged(conn: &mut DbConn, run: &RunRow) -> anyhow::Result<Op
             if !is_unchanged(&directory, &situation, &stamps) {
                 return Ok(None);
             }
-            // As when a run is planned: the run must still be this instance's claim.
-            if let Some(holder) = runs::claim_holder(conn, &run.id)? {
-                if !runs::confirm_claim(conn, &run.id, &holder)? {
+            if let Some(holder) = &holder {
+                if !runs::confirm_claim(conn, &run.id, holder)? {
                     return Err(RunTakenOver.into());
                 }
             }
@@ -138,28 +153,46 @@ pub fn finish_if_unchanged(conn: &mut DbConn, run: &RunRow) -> anyhow::Result<Op
             };
             lifecycle::finish(conn, &run.id, RunStatus::Succeeded, &planned)?;
             Ok(Some(RunStatus::Succeeded))
-        })
+        });
+        give_up.store(true, Ordering::Relaxed);
+        finished
     })
 }
 
 /// The stamp of every record of a stored JSON push, in push order; `None` when the push
-/// cannot be read (the run is then planned, and says why).
-fn push_stamps(body: impl Read, context: StampContext) -> Option<Vec<u128>> {
+/// cannot be read (the run is then planned, and says why) or `give_up` was set meanwhile.
+fn push_stamps(body: impl Read, context: StampContext, give_up: &AtomicBool) -> Option<Vec<u128>> {
     let mut stamps = Vec::new();
-    for_each_record(body, |text| stamps.push(context.stamp_of(text_hash(text)))).ok()?;
-    Some(stamps)
+    let body = UntilGivenUp { body, give_up };
+    let read = for_each_record(body, |text| stamps.push(context.stamp_of(text_hash(text))));
+    read.ok().map(|()| stamps)
+}
+
+/// A body that stops being read (an error) once `give_up` is set.
+struct UntilGivenUp<'a, R> {
+    body: R,
+    give_up: &'a AtomicBool,
+}
+
+impl<R: Read> Read for UntilGivenUp<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.give_up.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("no longer wanted"));
+        }
+        self.body.read(buf)
+    }
 }
 
 /// What the decision reads besides the push's stamps and the directory.
-pub struct Situation<'a> {
-    pub mode: SyncMode,
-    pub today: NaiveDate,
-    pub approval: &'a ApprovalSettings,
+struct Situation<'a> {
+    mode: SyncMode,
+    today: NaiveDate,
+    approval: &'a ApprovalSettings,
 }
 
 /// Whether a push whose records have `stamps` (in push order) is unchanged, as the module
 /// says, given the organization's users who are not archived.
-pub fn is_unchanged(directory: &[StampedUser], situation: &Situation<'_>, stamps: &[u128]) -> bool {
+fn is_unchanged(directory: &[StampedUser], situation: &Situation<'_>, stamps: &[u128]) -> bool {
     if stamps.is_empty() {
         return false;
     }

@@ -507,3 +507,36 @@ fn thousands_of_records_sharing_a_placeholder_email_are_all_skipped_quickly() {
     // Naming ten rows per message keeps this linear; quadratic work took minutes here.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// SQLite runs write without the per-row foreign-key check and count the users left without
+/// their manager before committing (`store::users::count_missing_managers`): that count sees
+/// what the foreign key would have refused.
+#[test]
+fn a_manager_that_does_not_exist_is_counted_as_the_foreign_key_would_refuse_it() {
+    let app = spawn_app();
+    if crate::helpers::postgres_url().is_some() {
+        eprintln!("PostgreSQL checks every row's keys itself: nothing to count");
+        return;
+    }
+    app.sync(
+        "full",
+        json!([
+            person("M"),
+            with(person("B"), json!({"manager_external_id": "M"}))
+        ]),
+    );
+    let mut conn = hris_sync::store::connect(&app.database_url, 1)
+        .unwrap()
+        .get()
+        .unwrap();
+    let missing = |conn: &mut hris_sync::store::DbConn| {
+        hris_sync::store::users::count_missing_managers(conn, &app.organization_id).unwrap()
+    };
+    assert_eq!(missing(&mut conn), 0);
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut *conn,
+        "PRAGMA foreign_keys = OFF; UPDATE users SET manager_id = 'nobody' WHERE external_id = 'B'; PRAGMA foreign_keys = ON;",
+    )
+    .unwrap();
+    assert_eq!(missing(&mut conn), 1);
+}

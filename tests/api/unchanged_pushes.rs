@@ -512,10 +512,14 @@ fn recognised_runs_end_exactly_as_planned_runs_do() {
             }
             None
         } else {
-            let settings = if dice.chance(50) {
-                json!({"archive_grace_days": 0})
-            } else {
-                json!({"archive_grace_days": 3, "seat_limit": 8})
+            let settings = match dice.below(4) {
+                0 => json!({"archive_grace_days": 0}),
+                1 => json!({"archive_grace_days": 3, "seat_limit": 8}),
+                // Group rules: people of Ops match none (NO_GROUP_MATCH, a warning).
+                2 => json!({"group_rules": [
+                    {"group": "Sales", "when": {"field": "teams", "equals": "Sales"}}
+                ]}),
+                _ => json!({"approval": {"mode": "threshold", "max_archive_count": 1}}),
             };
             let settings: ProvisioningSettings = serde_json::from_value(settings).unwrap();
             for app in [&recognising, &planning] {
@@ -542,6 +546,22 @@ fn recognised_runs_end_exactly_as_planned_runs_do() {
             outcome(&planning, &theirs),
             "step {step}: {mode} push of {records:?}"
         );
+        if ours["status"] == "awaiting_approval" {
+            // Held by the approval settings: approved on both, which plans it again.
+            let approve = |app: &TestApp, run: &Value| {
+                let path = format!("/v1/syncs/{}/approve", run["id"].as_str().unwrap());
+                let response = app.post_json(&path, &json!({}));
+                assert_eq!(response.status().as_u16(), 200, "approved");
+                app.wait_for_run(run["id"].as_str().unwrap())
+            };
+            let ours = approve(&recognising, &ours);
+            let theirs = approve(&planning, &theirs);
+            assert_eq!(
+                outcome(&recognising, &ours),
+                outcome(&planning, &theirs),
+                "step {step}: approving it"
+            );
+        }
         last = Some((mode, records));
     }
     assert_recognised(&planning, 0);

@@ -1,6 +1,6 @@
 -- The stamp of the HR record text a run last applied cleanly to the user (no issue, active
 -- after the run): a hash of the record's exact text and of what decides how a text applies
--- (the settings version, the engine's version). A push whose every record carries the stamp
+-- (the organization's settings, the build). A push whose every record carries the stamp
 -- of the user it names is recognised as unchanged without being parsed (sync::unchanged).
 ALTER TABLE users ADD COLUMN text_stamp TEXT;
 
