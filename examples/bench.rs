@@ -8,8 +8,8 @@
 //!
 //! The server runs in a child process (this program re-executed with `--serve`), so that its
 //! peak memory is its own. Prints: seconds from POST to finished for a first full sync,
-//! seconds for re-pushing the same records (all unchanged), for a re-push where 1,000 people
-//! changed, records/s, the server's peak memory, the latency of the report endpoint on the
+//! seconds for re-pushing the same records (all unchanged) the moment the first sync is seen
+//! finished and again once the server has settled, for a re-push where 1,000 people changed, records/s, the server's peak memory, the latency of the report endpoint on the
 //! first run, and for each export of that run (report.csv, log.json, the period sync log as CSV
 //! and XLSX): time to the first byte, total time, size, and how much the server's resident
 //! memory grew while it streamed. With `--csv` the same people are uploaded as a CSV file, and

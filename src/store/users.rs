@@ -40,6 +40,10 @@ pub fn load_directory(
     {
         entries.push(entry?);
     }
+    // In id order, so that a run reports the users it finds missing in the same order on both
+    // backends: SQLite reads them so (its table is clustered by id), PostgreSQL in whatever
+    // order its heap holds them (a sort of sorted input costs one pass).
+    entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     Ok(entries)
 }
 
