@@ -145,13 +145,7 @@ fn unknown_http_methods_do_not_create_metric_series() {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         app.request(method, "/v1/syncs").send().unwrap();
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = app.metrics();
     assert!(
         !text.contains("BREW") && !text.contains("PROPFIND"),
         "{text}"

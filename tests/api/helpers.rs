@@ -267,6 +267,17 @@ impl TestApp {
         body
     }
 
+    /// `GET /metrics` (no token): the Prometheus text.
+    pub fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .expect("metrics");
+        assert!(response.status().is_success(), "GET /metrics");
+        response.text().expect("text")
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, self.url(path))

@@ -29,14 +29,8 @@ fn company() -> Value {
 
 /// Runs of this server recognised as unchanged so far, from `/metrics`.
 fn recognised(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
+    app.metrics()
+        .lines()
         .find_map(|line| line.strip_prefix("hris_sync_sync_runs_recognised_unchanged_total "))
         .expect("the counter is exposed")
         .trim()
