@@ -2,7 +2,10 @@
 
 use diesel::prelude::*;
 
+use diesel::sql_types::{Integer, Nullable, Text};
+
 use crate::store::limit::LimitInline;
+use crate::store::static_insert::static_insert;
 
 use crate::domain::{EntityKind, EventKind, UpdateAction};
 use crate::store::models::EventRow;
@@ -10,14 +13,34 @@ use crate::store::schema::sync_events;
 use crate::store::users::like_pattern;
 use crate::store::DbConn;
 
-/// SQLite: a cached prepared statement per row; PostgreSQL: one binary `COPY … FROM STDIN`.
+static_insert!(InsertEvent for EventRow into "sync_events" {
+    run_id: Text,
+    seq: Integer,
+    kind: Text,
+    entity: Text,
+    action: Nullable<Text>,
+    code: Nullable<Text>,
+    severity: Nullable<Text>,
+    field: Nullable<Text>,
+    message: Nullable<Text>,
+    changes: Nullable<Text>,
+    source_row: Nullable<Integer>,
+    external_id: Nullable<Text>,
+    email: Nullable<Text>,
+    first_name: Nullable<Text>,
+    last_name: Nullable<Text>,
+    user_id: Nullable<Text>,
+    team: Nullable<Text>,
+    search_key: Text,
+});
+
+/// SQLite: a cached prepared statement per row (`InsertEvent`, static SQL); PostgreSQL: one
+/// binary `COPY … FROM STDIN`.
 pub fn insert_all(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => {
             for row in rows {
-                diesel::insert_into(sync_events::table)
-                    .values(row)
-                    .execute(c)?;
+                InsertEvent(row).execute(c)?;
             }
         }
         DbConn::Postgres(c) => {

@@ -22,6 +22,7 @@ pub mod users;
 
 mod pool;
 pub mod sqlite_file;
+mod static_insert;
 
 pub use pool::{
     advisory_transaction_lock, analyze, begin_bulk_transaction, begin_bulk_write, checkpoint,
