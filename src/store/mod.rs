@@ -26,9 +26,10 @@ mod static_insert;
 
 pub use pool::{
     advisory_transaction_lock, analyze, begin_bulk_transaction, begin_bulk_write, checkpoint,
-    connect, connect_with, durable_write_transaction, end_bulk_write, migrate, pending_migrations,
-    refresh_statistics_after_first_batch, size_page_cache_for_writes, write_transaction, Backend,
-    DbConn, DbPool, MultiBackend, PoolError, PoolOptions, BOOTSTRAP_LOCK, SQLITE_BUSY_TIMEOUT_MS,
+    connect, connect_with, count_unchecked_missing_managers, durable_write_transaction,
+    end_bulk_write, migrate, pending_migrations, refresh_statistics_after_first_batch,
+    size_page_cache_for_writes, write_transaction, Backend, DbConn, DbPool, MultiBackend,
+    PoolError, PoolOptions, BOOTSTRAP_LOCK, SQLITE_BUSY_TIMEOUT_MS,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -132,8 +132,9 @@ static_insert!(InsertUser for UserRow into "users" {
 
 /// Inserts users in the given order (managers before the people they manage).
 /// SQLite: one cached prepared statement per row (`InsertUser`, static SQL), which inside a
-/// transaction is as fast as a multi-row insert. PostgreSQL: one `COPY … FROM STDIN` (binary) for the batch, faster
-/// than a multi-row INSERT (no statement of 25,000 parameters to parse and plan).
+/// transaction is as fast as a multi-row insert. PostgreSQL: one `COPY … FROM STDIN` (binary)
+/// for the batch, faster than a multi-row INSERT (no statement of 25,000 parameters to parse
+/// and plan).
 pub fn insert_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => {

@@ -13,8 +13,8 @@ use crate::config::TestHooks;
 use crate::domain::{search_key, EventKind, PendingArchiveReason, UserState};
 use crate::store::models::{EventRow, TeamRow, UserRow};
 use crate::store::{
-    begin_bulk_transaction, events, refresh_statistics_after_first_batch, runs, teams, users,
-    DbConn,
+    begin_bulk_transaction, count_unchecked_missing_managers, events,
+    refresh_statistics_after_first_batch, runs, teams, users, DbConn,
 };
 use crate::sync::faults::{RunTakenOver, TransientFault};
 use crate::sync::plan::{Event, Sink};
@@ -135,14 +135,12 @@ fn write_batches(
         )?;
         events::insert_all(conn, &batch.events)?;
     }
-    // The keys the connection did not check row by row (SQLite, see begin_bulk_write).
-    if matches!(conn, DbConn::Sqlite(_)) {
-        let missing = users::count_missing_managers(conn, organization_id)?;
-        if missing > 0 {
-            return Err(anyhow!(
-                "{missing} user(s) would be left with a manager who does not exist"
-            ));
-        }
+    // The keys the connection did not check row by row (see begin_bulk_write).
+    let missing = count_unchecked_missing_managers(conn, organization_id)?;
+    if missing > 0 {
+        return Err(anyhow!(
+            "{missing} user(s) would be left with a manager who does not exist"
+        ));
     }
     // A run applied outside the queue (not `running` under a claim) has no claim to check.
     if let Some(holder) = holder {

@@ -181,12 +181,7 @@ fn every_code_a_run_reports_is_in_the_catalogue_with_the_same_severity() {
         )]),
     );
     let trip = app.users("q=trip")[0]["id"].as_str().unwrap().to_owned();
-    let response = app
-        .request(Method::PATCH, &format!("/v1/users/{trip}"))
-        .json(&json!({"upcoming_trips": 1}))
-        .send()
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    app.set_upcoming_trips(&trip, 1);
     let invited = app.post_json(
         "/v1/users/invitations",
         &json!({"email": "invited@example.com", "first_name": "I", "last_name": "N"}),

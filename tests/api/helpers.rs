@@ -267,6 +267,16 @@ impl TestApp {
         body
     }
 
+    /// `PATCH /v1/users/{id}` with the user's upcoming trips, which must succeed.
+    pub fn set_upcoming_trips(&self, user_id: &str, trips: i64) {
+        let response = self
+            .request(reqwest::Method::PATCH, &format!("/v1/users/{user_id}"))
+            .json(&json!({"upcoming_trips": trips}))
+            .send()
+            .expect("PATCH");
+        assert_eq!(response.status().as_u16(), 200, "upcoming trips set");
+    }
+
     /// `GET /metrics` (no token): the Prometheus text.
     pub fn metrics(&self) -> String {
         let response = self

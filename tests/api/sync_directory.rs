@@ -26,15 +26,6 @@ fn user(app: &TestApp, external_id: &str) -> Value {
         .unwrap_or_else(|| panic!("no user {external_id}"))
 }
 
-fn set_trips(app: &TestApp, user_id: &str, trips: i32) {
-    let response = app
-        .request(Method::PATCH, &format!("/v1/users/{user_id}"))
-        .json(&json!({"upcoming_trips": trips}))
-        .send()
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-}
-
 fn invite(app: &TestApp, email: &str) -> Value {
     let response = app.post_json(
         "/v1/users/invitations",
@@ -287,7 +278,7 @@ fn an_offboarding_waits_for_upcoming_trips_and_a_later_sync_finishes_it() {
     app.sync("incremental", json!([person("E1"), person("E2")]));
     let traveller = user(&app, "E2");
     let traveller_id = traveller["id"].as_str().unwrap();
-    set_trips(&app, traveller_id, 2);
+    app.set_upcoming_trips(traveller_id, 2);
 
     let run = app.sync("full", json!([person("E1")]));
     assert_eq!(run["counts"]["archived"], 0);
@@ -307,7 +298,7 @@ fn an_offboarding_waits_for_upcoming_trips_and_a_later_sync_finishes_it() {
     );
     assert_eq!(run["status"], "succeeded", "a warning is not an error");
 
-    set_trips(&app, traveller_id, 0);
+    app.set_upcoming_trips(traveller_id, 0);
     let run = app.sync("full", json!([person("E1")]));
     assert_eq!(run["counts"]["archived"], 1);
     let archived = app.events(run["id"].as_str().unwrap(), "action=USER_ARCHIVED");
@@ -323,7 +314,7 @@ fn an_offboarding_waits_for_upcoming_trips_and_a_later_sync_finishes_it() {
 fn a_terminated_employee_with_upcoming_trips_waits_in_pending_archive() {
     let app = spawn_app();
     app.sync("incremental", json!([person("E1")]));
-    set_trips(&app, user(&app, "E1")["id"].as_str().unwrap(), 1);
+    app.set_upcoming_trips(user(&app, "E1")["id"].as_str().unwrap(), 1);
     let run = app.sync(
         "incremental",
         json!([with(
@@ -432,7 +423,7 @@ fn a_user_archived_by_a_full_sync_comes_back_with_the_next_full_sync() {
 fn a_waiting_offboarding_is_warned_again_without_a_new_update_while_trips_remain() {
     let app = spawn_app();
     app.sync("incremental", json!([person("E1"), person("E2")]));
-    set_trips(&app, user(&app, "E2")["id"].as_str().unwrap(), 1);
+    app.set_upcoming_trips(user(&app, "E2")["id"].as_str().unwrap(), 1);
     app.sync("full", json!([person("E1")]));
     let run = app.sync("full", json!([person("E1")]));
     assert_eq!(run["counts"]["updated"], 0);
@@ -453,11 +444,11 @@ fn a_waiting_offboarding_finishes_when_the_terminated_record_comes_again_after_t
     let app = spawn_app();
     app.sync("incremental", json!([person("E1")]));
     let id = user(&app, "E1")["id"].as_str().unwrap().to_owned();
-    set_trips(&app, &id, 1);
+    app.set_upcoming_trips(&id, 1);
     let terminated = with(person("E1"), json!({"employment_status": "terminated"}));
     app.sync("incremental", json!([terminated.clone()]));
     assert_eq!(user(&app, "E1")["state"], "pending_archive");
-    set_trips(&app, &id, 0);
+    app.set_upcoming_trips(&id, 0);
     let run = app.sync("incremental", json!([terminated]));
     assert_eq!(run["counts"]["archived"], 1);
     assert_eq!(user(&app, "E1")["state"], "archived");
@@ -468,7 +459,7 @@ fn a_waiting_offboarding_is_retried_by_incremental_runs_that_do_not_mention_the_
     let app = spawn_app();
     app.sync("incremental", json!([person("E1"), person("E2")]));
     let e2 = user(&app, "E2");
-    set_trips(&app, e2["id"].as_str().unwrap(), 1);
+    app.set_upcoming_trips(e2["id"].as_str().unwrap(), 1);
     let leaving = with(person("E2"), json!({"employment_status": "terminated"}));
     app.sync("incremental", json!([leaving]));
     assert_eq!(user(&app, "E2")["state"], "pending_archive");
@@ -479,7 +470,7 @@ fn a_waiting_offboarding_is_retried_by_incremental_runs_that_do_not_mention_the_
     assert_eq!(only(&waiting, "E2")["code"], "USER_HAS_UPCOMING_TRIPS");
     assert_eq!(user(&app, "E2")["state"], "pending_archive");
 
-    set_trips(&app, e2["id"].as_str().unwrap(), 0);
+    app.set_upcoming_trips(e2["id"].as_str().unwrap(), 0);
     let run = app.sync("incremental", json!([person("E1")]));
     assert_eq!(run["counts"]["archived"], 1, "{run}");
     assert_eq!(user(&app, "E2")["state"], "archived");

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, person, spawn_app, with, TestApp};
@@ -422,12 +421,7 @@ fn the_summary_counts_agree_with_the_report() {
         ]),
     );
     let pending = user_id(&app, "E4");
-    let response = app
-        .request(Method::PATCH, &format!("/v1/users/{pending}"))
-        .json(&json!({"upcoming_trips": 1}))
-        .send()
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    app.set_upcoming_trips(&pending, 1);
 
     let run = app.sync(
         "full",

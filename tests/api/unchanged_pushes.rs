@@ -158,12 +158,7 @@ fn a_user_written_by_anything_else_is_planned_again_then_stamped_again() {
         .as_str()
         .unwrap()
         .to_owned();
-    let patched = app
-        .request(Method::PATCH, &format!("/v1/users/{id}"))
-        .json(&json!({"upcoming_trips": 2}))
-        .send()
-        .unwrap();
-    assert_eq!(patched.status().as_u16(), 200);
+    app.set_upcoming_trips(&id, 2);
     let stamp_of_a = |app: &TestApp| {
         stamps(app)
             .into_iter()
@@ -520,15 +515,7 @@ fn recognised_runs_end_exactly_as_planned_runs_do() {
             let trips = dice.below(2);
             for app in [&recognising, &planning] {
                 if let Some(user) = app.users("").into_iter().find(|u| u["external_id"] == who) {
-                    let response = app
-                        .request(
-                            Method::PATCH,
-                            &format!("/v1/users/{}", user["id"].as_str().unwrap()),
-                        )
-                        .json(&json!({"upcoming_trips": trips}))
-                        .send()
-                        .unwrap();
-                    assert_eq!(response.status().as_u16(), 200);
+                    app.set_upcoming_trips(user["id"].as_str().unwrap(), trips as i64);
                 }
             }
             None
