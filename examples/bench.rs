@@ -270,6 +270,8 @@ fn scale_curve(sizes: &[usize], csv: bool) -> anyhow::Result<()> {
         let megabytes = push.body.len() as f64 / 1e6;
         let first = timed_sync(&server.client, &server.base, &server.token, &push)?;
         report(&format!("first full sync of {users}"), users, &first);
+        // The server logs the run's phases (`run finished`) just after the run is seen done.
+        std::thread::sleep(std::time::Duration::from_millis(500));
         let peak = memory_kb(server.child.id(), "VmHWM:").unwrap_or(0);
         server.child.kill()?;
         server.child.wait()?;

@@ -69,6 +69,9 @@ pub struct TestHooks {
     /// Plan every run, even a push recognised as unchanged (`sync::unchanged`): the reference
     /// the differential test compares recognised runs with.
     pub plan_every_run: bool,
+    /// Build the users' indexes after the inserts from this many new users on, instead of
+    /// `store::deferred_indexes::MIN_NEW_USERS`: lets small tests take that path.
+    pub defer_user_indexes_from: Option<usize>,
 }
 
 /// A countdown of transient faults to inject, shared by every clone of the hooks.

@@ -6,6 +6,7 @@
 //! backend cannot express (multi-row inserts) match on the backend.
 
 pub mod columns;
+pub mod deferred_indexes;
 pub mod events;
 pub mod faults;
 pub mod limit;

@@ -11,6 +11,7 @@ use anyhow::anyhow;
 
 use crate::config::TestHooks;
 use crate::domain::{search_key, EventKind, PendingArchiveReason, UserState};
+use crate::store::deferred_indexes::{self, defer_user_indexes};
 use crate::store::models::{EventRow, TeamRow, UserRow};
 use crate::store::{
     begin_bulk_transaction, count_unchecked_missing_managers, events,
@@ -53,27 +54,39 @@ impl Batch {
     }
 }
 
+/// What a run writes, for [`plan_and_write`].
+pub struct RunWrite<'a> {
+    pub organization_id: &'a str,
+    pub run_id: &'a str,
+    pub now: &'a str,
+    /// A dry run writes its report and leaves the directory alone.
+    pub dry_run: bool,
+    /// A first sync of the organization: the users it may insert, at most (see
+    /// [`defer_user_indexes`]). 0 for any other run.
+    pub first_sync_users: usize,
+}
+
 /// Runs `plan` with a sink whose batches a second thread writes through `conn`. Returns what
 /// `plan` returns once every batch is written; the writer's error, if any, comes first, since
 /// it is the cause of the planner's.
 pub fn plan_and_write<T>(
     conn: &mut DbConn,
-    organization_id: &str,
-    run_id: &str,
-    now: &str,
-    dry_run: bool,
+    write: &RunWrite<'_>,
     hooks: &TestHooks,
     plan: impl FnOnce(&mut DatabaseSink<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let inject_fault = hooks.transient_faults.take();
+    let min_new_users = hooks
+        .defer_user_indexes_from
+        .unwrap_or(deferred_indexes::MIN_NEW_USERS);
     std::thread::scope(|scope| {
         let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let writer = std::thread::Builder::new()
             .name("run-writer".into())
             .spawn_scoped(scope, move || {
-                write_batches(conn, organization_id, run_id, now, inject_fault, receiver)
+                write_batches(conn, write, min_new_users, inject_fault, receiver)
             })?;
-        let mut sink = DatabaseSink::new(sender, run_id, dry_run, hooks);
+        let mut sink = DatabaseSink::new(sender, write.run_id, write.dry_run, hooks);
         let planned = plan(&mut sink).and_then(|value| sink.flush().map(|()| value));
         drop(sink);
         let written = writer
@@ -88,17 +101,28 @@ pub fn plan_and_write<T>(
 /// instance's claim before the transaction may commit (see [`runs::confirm_claim`]).
 fn write_batches(
     conn: &mut DbConn,
-    organization_id: &str,
-    run_id: &str,
-    now: &str,
+    write: &RunWrite<'_>,
+    min_new_users: usize,
     inject_fault: bool,
     batches: Receiver<Batch>,
 ) -> anyhow::Result<()> {
+    let RunWrite {
+        organization_id,
+        run_id,
+        now,
+        ..
+    } = *write;
     begin_bulk_transaction(conn)?;
     let holder = runs::claim_holder(conn, run_id)?;
     if inject_fault {
         return Err(TransientFault("the database was busy (a fault injected by a test)").into());
     }
+    let new_users = if write.dry_run {
+        0
+    } else {
+        write.first_sync_users
+    };
+    let deferred = defer_user_indexes(conn, new_users, min_new_users)?;
     let mut statistics_checked = false;
     for batch in batches {
         teams::insert_all(conn, &batch.teams)?;
@@ -134,6 +158,14 @@ fn write_batches(
             now,
         )?;
         events::insert_all(conn, &batch.events)?;
+    }
+    if let Some(deferred) = deferred {
+        let started = std::time::Instant::now();
+        deferred.build(conn)?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "built the users' indexes after the run's inserts"
+        );
     }
     // The keys the connection did not check row by row (see begin_bulk_write).
     let missing = count_unchecked_missing_managers(conn, organization_id)?;

@@ -16,8 +16,9 @@ use crate::store::{
     size_page_cache_for_writes, teams, users, write_transaction, DbConn,
 };
 
-use crate::sync::apply::plan_and_write;
+use crate::sync::apply::{plan_and_write, RunWrite};
 use crate::sync::approval::check_approval_flow;
+use crate::sync::candidate::Candidate;
 use crate::sync::conflicts::check_email_owners;
 use crate::sync::directory::Directory;
 use crate::sync::duplicates::mark_duplicates;
@@ -241,15 +242,16 @@ fn take_up(
                 }
             }
         };
-        let totals = plan_and_write(
-            conn,
-            &run.organization_id,
-            &run.id,
-            &now,
-            !matches!(gate, Gate::Apply),
-            hooks,
-            |sink| plan(&candidates, &order, &context, sink),
-        )?;
+        let write = RunWrite {
+            organization_id: &run.organization_id,
+            run_id: &run.id,
+            now: &now,
+            dry_run: !matches!(gate, Gate::Apply),
+            first_sync_users: first_sync_users(&candidates, &directory),
+        };
+        let totals = plan_and_write(conn, &write, hooks, |sink| {
+            plan(&candidates, &order, &context, sink)
+        })?;
         phases.mark("plan_and_write");
         if let Some(hold) = hooks.hold_run_transaction {
             std::thread::sleep(hold);
@@ -333,6 +335,20 @@ fn take_up(
             Ok(RunStatus::Failed)
         }
     }
+}
+
+/// A first sync of the organization (no user of it in the directory yet): the people of the
+/// push the run may create. Any other run: 0. Only such a run may build the users' indexes
+/// after its inserts (`store::deferred_indexes`): it creates and never updates a user, and
+/// updates are what looks users up through those indexes inside a run (the stamps' triggers).
+fn first_sync_users(candidates: &[Candidate], directory: &Directory) -> usize {
+    if !directory.users.is_empty() {
+        return 0;
+    }
+    candidates
+        .iter()
+        .filter(|candidate| candidate.record.is_some())
+        .count()
 }
 
 /// How long each step of a run took, for the log.
