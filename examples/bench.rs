@@ -279,13 +279,23 @@ fn scale_curve(sizes: &[usize], csv: bool) -> anyhow::Result<()> {
     }
     let (base_users, _, base_seconds, _) = rows[0];
     let base_per_user = base_seconds / base_users as f64;
+    // Issue 11's target compares 1,000,000 with 100,000: that column too, when measured.
+    let per_user_at_100k = rows
+        .iter()
+        .find(|(users, ..)| *users == 100_000)
+        .map(|&(users, _, seconds, _)| seconds / users as f64);
     println!("scale curve ({}):", if csv { "CSV" } else { "JSON" });
-    println!("| users | body | first full sync | µs per user | per user vs {base_users} | server peak memory |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| users | body | first full sync | µs per user | per user vs {base_users} | per user vs 100000 | server peak memory |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (users, megabytes, seconds, peak) in rows {
         let per_user = seconds / users as f64;
+        let vs_100k = per_user_at_100k.map_or("-".to_owned(), |at_100k| {
+            format!("{:.2}×", per_user / at_100k)
+        });
         println!(
-            "| {users} | {megabytes:.0} MB | {seconds:.2} s | {:.1} | {:.2}× | {:.0} MB |",
+            "| {users} | {megabytes:.0} MB | {seconds:.2} s | {:.1} | {:.2}× | {vs_100k} | {:.0} MB |",
             per_user * 1e6,
             per_user / base_per_user,
             peak as f64 / 1024.0
