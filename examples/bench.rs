@@ -279,7 +279,8 @@ fn scale_curve(sizes: &[usize], csv: bool) -> anyhow::Result<()> {
     }
     let (base_users, _, base_seconds, _) = rows[0];
     let base_per_user = base_seconds / base_users as f64;
-    // Issue 11's target compares 1,000,000 with 100,000: that column too, when measured.
+    // The scale target compares the time per user at 1,000,000 with that at 100,000: that
+    // column too, when 100,000 is measured.
     let per_user_at_100k = rows
         .iter()
         .find(|(users, ..)| *users == 100_000)

@@ -9,6 +9,12 @@
 //! built afterwards (and the page cache could stay small: the inserts without secondary
 //! indexes are appends, the new ids being time-ordered).
 //!
+//! The sort of an index larger than the page cache (32 MB here) goes through temporary files,
+//! unlinked as soon as they are opened, in SQLite's temporary directory: `SQLITE_TMPDIR`, else
+//! `TMPDIR`, else the first writable of `/var/tmp`, `/usr/tmp` and `/tmp`. A first sync of
+//! 1,000,000 people needs there about the size of one index's keys (~100 MB) for a moment. Without room the build fails like a full disk: the run goes back to the
+//! queue (a transient fault) and, past its attempts, ends failed with nothing applied.
+//!
 //! Only a first sync (the caller's to decide): it creates users and updates none, so nothing
 //! inside the run looks a user up through the dropped indexes (the triggers that clear text
 //! stamps do, on updates: without `users_by_manager` each would read the whole organization).
@@ -55,16 +61,16 @@ pub fn defer_user_indexes(
     new_users: usize,
     min_new_users: usize,
 ) -> QueryResult<Option<DeferredIndexes>> {
-    if !matches!(conn, DbConn::Sqlite(_)) || new_users < min_new_users.max(1) {
-        return Ok(None);
-    }
-    let rows: i64 = users::table.count().get_result(conn)?;
-    if usize::try_from(rows).unwrap_or(usize::MAX) > new_users {
-        return Ok(None);
-    }
     let DbConn::Sqlite(sqlite) = conn else {
         return Ok(None);
     };
+    if new_users < min_new_users.max(1) {
+        return Ok(None);
+    }
+    let rows: i64 = users::table.count().get_result(sqlite)?;
+    if usize::try_from(rows).unwrap_or(usize::MAX) > new_users {
+        return Ok(None);
+    }
     // `sql` is NULL for the indexes SQLite makes itself for a table's constraints.
     let indexes: Vec<IndexDefinition> = diesel::sql_query(
         "SELECT name, sql FROM sqlite_schema \
@@ -85,18 +91,18 @@ pub fn defer_user_indexes(
 
 impl DeferredIndexes {
     /// Builds the dropped indexes again, in the run's transaction, after its last insert.
-    /// SQLite sorts the keys of an index it builds in memory up to the page cache's size, the
-    /// smallest for writes here: the run's records are still in memory.
+    /// SQLite sorts the keys of an index it builds in memory up to the page cache's size (the
+    /// smallest for writes since [`defer_user_indexes`]: the run's records are still in
+    /// memory), and beyond that in temporary files (see the module's documentation).
     pub fn build(self, conn: &mut DbConn) -> QueryResult<()> {
-        size_page_cache_for_writes(conn, 0)?;
-        // The planner is done by now: a second thread sorts too.
+        // The planner is done by now: a second thread sorts too (SQLite's default is none).
         conn.batch_execute("PRAGMA threads = 1;")?;
         let built = self
             .definitions
             .iter()
             .try_for_each(|definition| conn.batch_execute(definition));
-        conn.batch_execute("PRAGMA threads = 0;")?;
-        built
+        let restored = conn.batch_execute("PRAGMA threads = 0;");
+        built.and(restored)
     }
 }
 

@@ -62,8 +62,16 @@ pub struct RunWrite<'a> {
     /// A dry run writes its report and leaves the directory alone.
     pub dry_run: bool,
     /// A first sync of the organization: the users it may insert, at most (see
-    /// [`defer_user_indexes`]). 0 for any other run.
+    /// [`defer_user_indexes`]); 0 for any other run. Ignored by a dry run.
     pub first_sync_users: usize,
+}
+
+/// What the planner hands the writer.
+enum ToWriter {
+    Batch(Batch),
+    /// The plan is complete: the writer may finish the run's writes (without it, the planner
+    /// failed and the run's transaction rolls back, so the writer stops there).
+    Planned,
 }
 
 /// Runs `plan` with a sink whose batches a second thread writes through `conn`. Returns what
@@ -80,14 +88,16 @@ pub fn plan_and_write<T>(
         .defer_user_indexes_from
         .unwrap_or(deferred_indexes::MIN_NEW_USERS);
     std::thread::scope(|scope| {
-        let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let (sender, receiver) = sync_channel::<ToWriter>(BATCHES_IN_FLIGHT);
         let writer = std::thread::Builder::new()
             .name("run-writer".into())
             .spawn_scoped(scope, move || {
                 write_batches(conn, write, min_new_users, inject_fault, receiver)
             })?;
         let mut sink = DatabaseSink::new(sender, write.run_id, write.dry_run, hooks);
-        let planned = plan(&mut sink).and_then(|value| sink.flush().map(|()| value));
+        let planned = plan(&mut sink)
+            .and_then(|value| sink.flush().map(|()| value))
+            .and_then(|value| sink.send(ToWriter::Planned).map(|()| value));
         drop(sink);
         let written = writer
             .join()
@@ -104,7 +114,7 @@ fn write_batches(
     write: &RunWrite<'_>,
     min_new_users: usize,
     inject_fault: bool,
-    batches: Receiver<Batch>,
+    from_planner: Receiver<ToWriter>,
 ) -> anyhow::Result<()> {
     let RunWrite {
         organization_id,
@@ -124,7 +134,15 @@ fn write_batches(
     };
     let deferred = defer_user_indexes(conn, new_users, min_new_users)?;
     let mut statistics_checked = false;
-    for batch in batches {
+    let mut planned = false;
+    for message in from_planner {
+        let batch = match message {
+            ToWriter::Batch(batch) => batch,
+            ToWriter::Planned => {
+                planned = true;
+                break;
+            }
+        };
         teams::insert_all(conn, &batch.teams)?;
         users::insert_all(conn, &batch.created)?;
         if !statistics_checked && !batch.created.is_empty() {
@@ -159,6 +177,10 @@ fn write_batches(
         )?;
         events::insert_all(conn, &batch.events)?;
     }
+    if !planned {
+        // The planner's error is the run's; nothing written here will be kept.
+        return Ok(());
+    }
     if let Some(deferred) = deferred {
         let started = std::time::Instant::now();
         deferred.build(conn)?;
@@ -184,7 +206,7 @@ fn write_batches(
 }
 
 pub struct DatabaseSink<'a> {
-    writer: SyncSender<Batch>,
+    writer: SyncSender<ToWriter>,
     run_id: &'a str,
     /// A dry run writes its report and leaves the directory alone.
     dry_run: bool,
@@ -195,7 +217,12 @@ pub struct DatabaseSink<'a> {
 }
 
 impl<'a> DatabaseSink<'a> {
-    fn new(writer: SyncSender<Batch>, run_id: &'a str, dry_run: bool, hooks: &TestHooks) -> Self {
+    fn new(
+        writer: SyncSender<ToWriter>,
+        run_id: &'a str,
+        dry_run: bool,
+        hooks: &TestHooks,
+    ) -> Self {
         DatabaseSink {
             writer,
             run_id,
@@ -210,8 +237,12 @@ impl<'a> DatabaseSink<'a> {
     /// Hands what is buffered to the writer.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         let batch = std::mem::take(&mut self.batch);
+        self.send(ToWriter::Batch(batch))
+    }
+
+    fn send(&self, message: ToWriter) -> anyhow::Result<()> {
         self.writer
-            .send(batch)
+            .send(message)
             .map_err(|_| anyhow!("the run's writer stopped"))
     }
 

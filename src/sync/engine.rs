@@ -1,7 +1,8 @@
 //! One run from its stored push to its report: read → validate → check → plan → apply.
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 
+use crate::catalogue::IssueCode;
 use crate::config::TestHooks;
 use crate::domain::{
     LogLevel, LogLine, PendingArchiveReason, RunCounts, RunStatus, RunSummary, UserState,
@@ -247,7 +248,7 @@ fn take_up(
             run_id: &run.id,
             now: &now,
             dry_run: !matches!(gate, Gate::Apply),
-            first_sync_users: first_sync_users(&candidates, &directory),
+            first_sync_users: first_sync_users(&candidates, &directory, today),
         };
         let totals = plan_and_write(conn, &write, hooks, |sink| {
             plan(&candidates, &order, &context, sink)
@@ -338,16 +339,19 @@ fn take_up(
 }
 
 /// A first sync of the organization (no user of it in the directory yet): the people of the
-/// push the run may create. Any other run: 0. Only such a run may build the users' indexes
-/// after its inserts (`store::deferred_indexes`): it creates and never updates a user, and
-/// updates are what looks users up through those indexes inside a run (the stamps' triggers).
-fn first_sync_users(candidates: &[Candidate], directory: &Directory) -> usize {
+/// push the run may create, i.e. not leaving and inside the sync perimeter. Any other run: 0.
+/// Only such a run may build the users' indexes after its inserts (`store::deferred_indexes`):
+/// it creates and never updates a user, and updates are what looks users up through those
+/// indexes inside a run (the stamps' triggers).
+fn first_sync_users(candidates: &[Candidate], directory: &Directory, today: NaiveDate) -> usize {
     if !directory.users.is_empty() {
         return 0;
     }
     candidates
         .iter()
-        .filter(|candidate| candidate.record.is_some())
+        .filter(|candidate| !candidate.has(IssueCode::OUTSIDE_SYNC_PERIMETER))
+        .filter_map(|candidate| candidate.record.as_ref())
+        .filter(|record| !record.is_leaving(today))
         .count()
 }
 
