@@ -17,6 +17,7 @@ pub mod users;
 mod fallback;
 mod observe;
 mod params;
+mod point_read;
 mod security_headers;
 mod token_cache;
 
@@ -38,6 +39,7 @@ use crate::sync::worker::WorkerWaker;
 
 pub use fallback::RouteTable;
 pub use metrics::Metrics;
+pub use point_read::point_read;
 
 /// What handlers share.
 pub struct AppState {

@@ -15,7 +15,7 @@ use crate::domain::{IssueTotals, LogLine, RunCounts, RunStatus, RunSummary, Sync
 use crate::error::{AppError, Problem};
 use crate::http::auth::{ReadAccess, WriteAccess};
 use crate::http::pagination::{page_schema, Page, PageParams};
-use crate::http::AppState;
+use crate::http::{point_read, AppState};
 use crate::store::models::RunRow;
 use crate::store::runs::{self, RunFilter, Stored};
 use crate::store::timestamp;
@@ -871,13 +871,11 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<web::Json<RunView>, AppError> {
     let id = id.into_inner();
-    let pool = state.pool.clone();
-    let view = web::block(move || -> Result<_, AppError> {
-        let mut conn = pool.get()?;
-        let run = find_run(&mut conn, &caller.organization_id, &id)?;
-        RunView::read(&mut conn, run)
+    let view = point_read(&state.pool, move |conn| {
+        let run = find_run(conn, &caller.organization_id, &id)?;
+        RunView::read(conn, run)
     })
-    .await??;
+    .await?;
     Ok(web::Json(view))
 }
 

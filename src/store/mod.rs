@@ -21,6 +21,7 @@ pub mod teams;
 pub mod tokens;
 pub mod users;
 
+mod on_backend;
 mod pool;
 pub mod sqlite_file;
 mod static_insert;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
 use crate::store::limit::LimitInline;
+use crate::store::on_backend::on_backend;
 
 use crate::domain::{LogLevel, LogLine, RunStatus, RunSummary, SyncMode};
 use crate::store::models::RunRow;
@@ -175,12 +176,13 @@ pub fn retry(conn: &mut DbConn, original: &RunRow) -> QueryResult<RunRow> {
 
 /// The run, if it belongs to the organization.
 pub fn find(conn: &mut DbConn, organization_id: &str, id: &str) -> QueryResult<Option<RunRow>> {
-    sync_runs::table
+    // Polled by every integrator after each push: see `on_backend!`.
+    on_backend!(conn, |c| sync_runs::table
         .find(id)
         .filter(sync_runs::organization_id.eq(organization_id))
         .select(RunRow::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c)
+        .optional())
 }
 
 /// Filters of `GET /v1/syncs`. Times are stored-form timestamps.
