@@ -154,15 +154,20 @@ pub fn insert_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
 }
 
 /// Writes every column of each row but its id and organization (and `created_at`,
-/// `upcoming_trips`, which a run does not own). SQLite: a cached prepared UPDATE per row;
-/// PostgreSQL: one `UPDATE … FROM (VALUES …)` per thousand rows.
+/// `upcoming_trips`, which a run does not own). SQLite: a cached prepared UPDATE per row, on
+/// SQLite's own connection (the `MultiConnection` would write each UPDATE out once more per
+/// row, see `store::on_backend!`); PostgreSQL: one `UPDATE … FROM (VALUES …)` per thousand
+/// rows.
 pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
-    if let DbConn::Postgres(pg) = conn {
-        for chunk in rows.chunks(POSTGRES_UPDATE_CHUNK) {
-            update_chunk_postgres(pg, chunk)?;
+    let sqlite = match conn {
+        DbConn::Sqlite(sqlite) => sqlite,
+        DbConn::Postgres(pg) => {
+            for chunk in rows.chunks(POSTGRES_UPDATE_CHUNK) {
+                update_chunk_postgres(pg, chunk)?;
+            }
+            return Ok(());
         }
-        return Ok(());
-    }
+    };
     for row in rows {
         diesel::update(of_organization(row.organization_id.as_str()).filter(users::id.eq(&row.id)))
             .set((
@@ -193,7 +198,7 @@ pub fn update_all(conn: &mut DbConn, rows: &[UserRow]) -> QueryResult<()> {
                 users::pending_archive_reason.eq(&row.pending_archive_reason),
                 users::text_stamp.eq(&row.text_stamp),
             ))
-            .execute(conn)?;
+            .execute(sqlite)?;
     }
     Ok(())
 }
@@ -306,18 +311,19 @@ fn update_chunk_postgres(conn: &mut diesel::PgConnection, rows: &[UserRow]) -> Q
 
 /// Writes (or, with `None`, clears) the text stamps of users a run found unchanged (see
 /// `sync::unchanged`), and nothing else of their rows. SQLite: a cached prepared UPDATE per
-/// user; PostgreSQL: one `UPDATE … FROM (VALUES …)` per thousand users.
+/// user, on SQLite's own connection (as in [`update_all`]); PostgreSQL: one
+/// `UPDATE … FROM (VALUES …)` per thousand users.
 pub fn set_text_stamps(
     conn: &mut DbConn,
     organization_id: &str,
     stamps: &[(String, Option<String>)],
 ) -> QueryResult<()> {
     match conn {
-        DbConn::Sqlite(_) => {
+        DbConn::Sqlite(sqlite) => {
             for (id, stamp) in stamps {
                 diesel::update(of_organization(organization_id).filter(users::id.eq(id)))
                     .set(users::text_stamp.eq(stamp))
-                    .execute(conn)?;
+                    .execute(sqlite)?;
             }
         }
         DbConn::Postgres(pg) => {
